@@ -1,0 +1,450 @@
+"""Parse NER files (seed tuples, span JSONL, CoNLL/IOB, DocBin) into located records, streaming."""
+import json
+from pathlib import Path
+from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
+
+import srsly
+from spacy.tokens import Doc, DocBin
+from spacy.vocab import Vocab
+
+from .errors import ChangeLog, NerDataError, logger
+
+FORMATS = ("auto", "tuples", "spans", "conll", "docbin")
+SCHEMES = ("auto", "iob1", "iob2", "biluo")
+# Suffixes a directory is searched for; a single file of any name is read by content.
+SUFFIXES = {
+    ".json": "json",
+    ".jsonl": "json",
+    ".spacy": "docbin",
+    ".conll": "conll",
+    ".iob": "conll",
+    ".iob2": "conll",
+    ".bio": "conll",
+    ".bioes": "conll",
+    ".biluo": "conll",
+    ".tsv": "conll",
+}
+# BIOES spellings map onto BILUO.
+_PREFIXES = {"B": "B", "I": "I", "L": "L", "E": "L", "U": "U", "S": "U"}
+
+Span = Tuple[int, int, str]
+
+
+class Record(NamedTuple):
+    """One example as read: char spans over `text`, or token spans over `words`, or a `doc`."""
+
+    path: str
+    line: int
+    text: Optional[str] = None
+    words: Optional[List[str]] = None
+    spans: List[Span] = []
+    doc: Optional[Doc] = None
+
+
+def list_files(path: Union[str, Path]) -> List[Path]:
+    """The files a `path` argument names: the file itself, or every supported file under a
+    directory in sorted order."""
+    path = Path(path)
+    if not path.exists():
+        raise NerDataError("no such file or directory; check the path", path)
+    if path.is_dir():
+        files = sorted(
+            p for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
+        )
+        if not files:
+            kinds = ", ".join(sorted(SUFFIXES))
+            raise NerDataError(f"the directory holds no supported files ({kinds})", path)
+        return files
+    return [path]
+
+
+def detect_format(path: Path) -> str:
+    """'json', 'conll' or 'docbin', from the suffix or, failing that, the first line."""
+    kind = SUFFIXES.get(path.suffix.lower())
+    how = f"suffix {path.suffix}"
+    if kind is None:
+        how = "content"
+        with path.open("rb") as file_:
+            head = file_.read(4096).lstrip()
+        if head.startswith((b"[", b"{")):
+            kind = "json"
+        elif head[:1] == b"\x78" and head[1:2] in (b"\x01", b"\x5e", b"\x9c", b"\xda"):
+            kind = "docbin"  # a zlib stream, as DocBin.to_disk writes
+        else:
+            kind = "conll"
+    logger.info("%s: reading as %s (decided from %s)", path, kind, how)
+    return kind
+
+
+def iter_records(
+    path: Path,
+    format: str = "auto",
+    *,
+    scheme: str = "auto",
+    vocab: Optional[Vocab] = None,
+    log: Optional[ChangeLog] = None,
+) -> Iterator[Record]:
+    """Records of one file, in order. Raises NerDataError on bad data."""
+    if format not in FORMATS:
+        raise NerDataError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}", path)
+    if scheme not in SCHEMES:
+        raise NerDataError(f"unknown scheme {scheme!r}; use one of {', '.join(SCHEMES)}", path)
+    log = log if log is not None else ChangeLog()
+    kind = detect_format(path) if format == "auto" else format
+    if kind in ("json", "tuples", "spans"):
+        records = _iter_json(path, None if kind == "json" else kind, log)
+    elif kind == "conll":
+        records = _iter_conll(path, scheme, log)
+    else:
+        records = _iter_docbin(path, vocab if vocab is not None else Vocab())
+    yield from records
+
+
+def _iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
+    """(line number, line without its end) for each line, decoding UTF-8 line by line so that
+    a bad byte is reported on its line."""
+    with path.open("rb") as file_:
+        for lineno, raw in enumerate(file_, 1):
+            try:
+                line = raw.decode("utf8")
+            except UnicodeDecodeError as err:
+                raise NerDataError(
+                    f"byte 0x{raw[err.start]:02x} at column {err.start + 1} is not valid UTF-8; "
+                    "re-save the file as UTF-8",
+                    path,
+                    lineno,
+                ) from None
+            if lineno == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            yield lineno, line.rstrip("\r\n")
+
+
+# JSON: seed tuples and span records, as a JSON array or JSONL
+
+
+def _iter_json(path: Path, want: Optional[str], log: ChangeLog) -> Iterator[Record]:
+    lines = _iter_lines(path)
+    for lineno, line in lines:
+        if line.strip():
+            break
+    else:
+        raise NerDataError("the file is empty; expected JSON or JSONL records", path)
+    try:
+        first = srsly.json_loads(line)
+    except ValueError:
+        first = None
+    if isinstance(first, dict) or (
+        isinstance(first, list) and len(first) == 2 and isinstance(first[0], str)
+    ):
+        objects: Iterable[Tuple[int, object]] = _iter_jsonl(path, lineno, first, lines)
+        logger.info("%s: JSONL records", path)
+    else:
+        objects = _iter_json_array(path, lineno, line, lines)
+        logger.info("%s: a JSON array of records", path)
+    n_objects = 0
+    for lineno, obj in objects:
+        n_objects += 1
+        record = _parse_record(obj, want, path, lineno)
+        if record is None:
+            log.add('records with "answer": "reject" or "ignore" skipped', str(path), lineno)
+            continue
+        yield record
+    if not n_objects:
+        raise NerDataError("the JSON array is empty; expected records", path)
+
+
+def _iter_jsonl(
+    path: Path, lineno: int, first: object, lines: Iterator[Tuple[int, str]]
+) -> Iterator[Tuple[int, object]]:
+    yield lineno, first
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        try:
+            obj = srsly.json_loads(line)
+        except ValueError as err:
+            raise NerDataError(
+                f"invalid JSON ({err}) in {_clip(line)}; each line must hold one record", path, lineno
+            ) from None
+        yield lineno, obj
+
+
+def _iter_json_array(
+    path: Path, lineno: int, line: str, lines: Iterator[Tuple[int, str]]
+) -> Iterator[Tuple[int, object]]:
+    """The elements of a top-level JSON array, decoded one at a time from a rolling buffer."""
+    decoder = json.JSONDecoder()
+    buf, base, pos = line + "\n", lineno, 0  # base: the line number of buf[0]
+
+    def more() -> bool:
+        nonlocal buf
+        for _, next_line in lines:
+            buf += next_line + "\n"
+            return True
+        return False
+
+    def peek() -> str:
+        nonlocal pos
+        while True:
+            while pos < len(buf) and buf[pos].isspace():
+                pos += 1
+            if pos < len(buf):
+                return buf[pos]
+            if not more():
+                return ""
+
+    def error(message: str, at: int) -> NerDataError:
+        line_start = buf.rfind("\n", 0, at) + 1
+        return NerDataError(
+            f"invalid JSON: {message} at column {at - line_start + 1}",
+            path,
+            base + buf.count("\n", 0, at),
+        )
+
+    if peek() != "[":
+        raise error("expected a JSON array '[' or one JSON record per line", pos)
+    pos += 1
+    first = True
+    while True:
+        char = peek()
+        if char == "]":
+            pos += 1
+            break
+        if not first:
+            if char != ",":
+                raise error("expected ',' or ']' after an array element", pos)
+            pos += 1
+            char = peek()
+        if char == "":
+            raise error("the array is not closed with ']'", len(buf))
+        first = False
+        while True:
+            try:
+                obj, end = decoder.raw_decode(buf, pos)
+                break
+            except json.JSONDecodeError as err:
+                incomplete = err.pos >= len(buf.rstrip()) or err.msg.startswith("Unterminated")
+                if not (incomplete and more()):
+                    raise error(err.msg, err.pos) from None
+        yield base + buf.count("\n", 0, pos), obj
+        base += buf.count("\n", 0, end)
+        buf, pos = buf[end:], 0
+    if peek() != "":
+        raise error("unexpected content after the closing ']'", pos)
+
+
+def _clip(value: object, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return repr(text if len(text) <= width else text[: width - 3] + "...")
+
+
+def _parse_record(obj: object, want: Optional[str], path: Path, line: int) -> Optional[Record]:
+    if isinstance(obj, list) and want != "spans":
+        if len(obj) != 2 or not isinstance(obj[0], str) or not isinstance(obj[1], dict):
+            raise NerDataError(
+                f'expected [text, {{"entities": [[start, end, label], ...]}}], got {_clip(obj)}',
+                path,
+                line,
+            )
+        text, annotations = obj
+        entities = annotations.get("entities", [])
+    elif isinstance(obj, dict) and want != "tuples":
+        if obj.get("answer") in ("reject", "ignore"):
+            return None
+        text = obj.get("text")
+        if not isinstance(text, str):
+            raise NerDataError(f'the record has no "text" string: {_clip(obj)}', path, line)
+        entities = obj["spans"] if "spans" in obj else obj.get("entities", [])
+        entities = [] if entities is None else entities
+    else:
+        shape = {
+            "tuples": '[text, {"entities": [[start, end, label], ...]}]',
+            "spans": '{"text": ..., "spans": [{"start": s, "end": e, "label": L}, ...]}',
+        }.get(want or "", 'a [text, {"entities": ...}] pair or a {"text": ..., "spans": ...} object')
+        raise NerDataError(f"expected {shape}, got {_clip(obj)}", path, line)
+    if not isinstance(entities, list):
+        raise NerDataError(f"the entities must be a list, got {_clip(entities)}", path, line)
+    return Record(str(path), line, text=text, spans=[_parse_span(e, text, path, line) for e in entities])
+
+
+def _parse_span(entity: object, text: str, path: Path, line: int) -> Span:
+    if isinstance(entity, dict):
+        start, end, label = entity.get("start"), entity.get("end"), entity.get("label")
+    elif isinstance(entity, (list, tuple)) and len(entity) == 3:
+        start, end, label = entity
+    else:
+        raise NerDataError(
+            f'expected a span [start, end, label] or {{"start", "end", "label"}}, got {_clip(entity)}',
+            path,
+            line,
+        )
+    if type(start) is not int or type(end) is not int:
+        raise NerDataError(
+            f"span {_clip(entity)}: start and end must be integer character offsets", path, line
+        )
+    if not isinstance(label, str) or not label:
+        raise NerDataError(f"span [{start}, {end}]: the label must be a non-empty string", path, line)
+    if start < 0 or end > len(text):
+        raise NerDataError(
+            f"span [{start}, {end}] {label} is out of range for a text of {len(text)} characters; "
+            "fix the offsets (they count characters, not bytes)",
+            path,
+            line,
+        )
+    if start >= end:
+        raise NerDataError(
+            f"span [{start}, {end}] {label} is empty or reversed (end must be greater than start); "
+            "fix the offsets",
+            path,
+            line,
+        )
+    return start, end, label
+
+
+# CoNLL / IOB: token<space or tab>...<tag>, one token a line
+
+
+def _iter_conll(path: Path, scheme: str, log: ChangeLog) -> Iterator[Record]:
+    state = _Scheme(path, None if scheme == "auto" else scheme)
+    n_records = 0
+    words: List[str] = []
+    tags: List[str] = []
+    lines: List[int] = []
+    for lineno, line in _iter_lines(path):
+        line = line.rstrip()
+        if not line or line.startswith("-DOCSTART-"):
+            if words:
+                n_records += 1
+                yield Record(str(path), lines[0], words=words, spans=state.decode(words, tags, lines))
+                words, tags, lines = [], [], []
+            continue
+        cols = line.split("\t") if "\t" in line else line.split()
+        if len(cols) < 2:
+            raise NerDataError(
+                f"expected a token and a tag separated by a tab or spaces, got {_clip(line)}",
+                path,
+                lineno,
+            )
+        token, tag = cols[0].strip(), cols[-1].strip()
+        if not token:
+            if tag != "O":
+                raise NerDataError(
+                    f"an empty token is tagged {tag}, inside an entity; "
+                    "give the token its text or remove the line and fix the tags around it",
+                    path,
+                    lineno,
+                )
+            log.add("empty or whitespace-only tokens tagged O dropped", str(path), lineno)
+            continue
+        words.append(token)
+        tags.append(tag)
+        lines.append(lineno)
+    if words:
+        yield Record(str(path), lines[0], words=words, spans=state.decode(words, tags, lines))
+    elif not n_records:
+        raise NerDataError("the file holds no tokens; expected one token and tag a line", path)
+
+
+class _Scheme:
+    """Decodes tag sequences with one scheme per file: forced, or decided by the first
+    sentence that has an entity."""
+
+    def __init__(self, path: Path, scheme: Optional[str]):
+        self.path = path
+        self.scheme = scheme
+        self.decided_at: Optional[int] = None
+
+    def decide(self, tags: List[str], lines: List[int]) -> None:
+        tagged = [(t, n) for t, n in zip(tags, lines) if t != "O"]
+        if not tagged:
+            return
+        if any(t[:2] in ("L-", "U-", "E-", "S-") for t, _ in tagged):
+            self.scheme = "biluo"
+        elif tagged[0][0].startswith("I-"):
+            self.scheme = "iob1"
+        else:
+            self.scheme = "iob2"
+        self.decided_at = tagged[0][1]
+        logger.info("%s: tag scheme %s (decided at line %d)", self.path, self.scheme.upper(), self.decided_at)
+
+    def fail(self, why: str, line: int) -> NerDataError:
+        if self.decided_at is not None:
+            fix = f"the file was read as {self.scheme.upper()} from line {self.decided_at}; fix the tag, or set scheme="
+        else:
+            fix = "fix the tag, or set scheme="
+        others = [s for s in ("iob1", "iob2", "biluo") if s != self.scheme]
+        return NerDataError(f"{why}; {fix}" + " or ".join(repr(s) for s in others), self.path, line)
+
+    def decode(self, words: List[str], tags: List[str], lines: List[int]) -> List[Span]:
+        if self.scheme is None:
+            self.decide(tags, lines)
+        biluo = self.scheme == "biluo"
+        spans: List[Span] = []
+        start, label = -1, ""  # the open entity, if start >= 0
+        for i, tag in enumerate(tags):
+            if tag == "O":
+                if start >= 0:
+                    if biluo:
+                        raise self.fail(f"entity {label} from line {lines[start]} is not closed with L- before O", lines[i])
+                    spans.append((start, i, label))
+                    start = -1
+                continue
+            prefix = _PREFIXES.get(tag[0]) if len(tag) > 2 and tag[1] == "-" else None
+            if prefix is None:
+                raise NerDataError(
+                    f"unknown tag {tag!r} on token {words[i]!r}; tags are O or B-, I-, L-/E-, U-/S- and a label",
+                    self.path,
+                    lines[i],
+                )
+            new = tag[2:]
+            if "," in new and any(f",{p}-" in new for p in _PREFIXES):
+                raise NerDataError(
+                    f"multi-label tag {tag!r} on token {words[i]!r}; NER needs one tag a token",
+                    self.path,
+                    lines[i],
+                )
+            if prefix in ("L", "U") and not biluo:
+                raise self.fail(f"tag {tag} on token {words[i]!r} belongs to BILUO/BIOES", lines[i])
+            continues = start >= 0 and label == new
+            if prefix == "B" or (prefix == "I" and not continues and self.scheme == "iob1"):
+                if start >= 0:
+                    if biluo:
+                        raise self.fail(f"{tag} on token {words[i]!r} starts an entity while {label} from line {lines[start]} is open", lines[i])
+                    spans.append((start, i, label))
+                start, label = i, new
+            elif prefix == "I":
+                if not continues:
+                    after = f"{tags[i - 1]} ({words[i - 1]!r})" if i else "the sentence start"
+                    raise self.fail(f"{tag} on token {words[i]!r} follows {after}, so it starts no entity", lines[i])
+            elif prefix == "L":
+                if not continues:
+                    raise self.fail(f"{tag} on token {words[i]!r} ends an entity that was not begun", lines[i])
+                spans.append((start, i + 1, label))
+                start = -1
+            else:  # U
+                if start >= 0:
+                    raise self.fail(f"{tag} on token {words[i]!r} while {label} from line {lines[start]} is open", lines[i])
+                spans.append((i, i + 1, new))
+        if start >= 0:
+            if biluo:
+                raise self.fail(f"entity {label} from line {lines[start]} is not closed with L- at the sentence end", lines[-1])
+            spans.append((start, len(tags), label))
+        return spans
+
+
+# DocBin
+
+
+def _iter_docbin(path: Path, vocab: Vocab) -> Iterator[Record]:
+    try:
+        doc_bin = DocBin().from_disk(path)
+    except Exception as err:  # msgpack/zlib raise many types for a damaged file
+        raise NerDataError(
+            f"not a readable .spacy DocBin ({type(err).__name__}: {err}); write it with DocBin.to_disk",
+            path,
+        ) from None
+    if not len(doc_bin):
+        raise NerDataError("the DocBin holds no documents", path)
+    for i, doc in enumerate(doc_bin.get_docs(vocab), 1):
+        yield Record(str(path), i, doc=doc, spans=[(e.start, e.end, e.label_) for e in doc.ents])

@@ -1,0 +1,304 @@
+"""The NER corpus reader: seed tuples, span JSONL, CoNLL/IOB and DocBins to `Example`s."""
+from pathlib import Path
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.util import filter_spans
+from spacy.vocab import Vocab
+
+from .errors import ChangeLog, NerDataError
+from .formats import FORMATS, SCHEMES, Record, iter_records, list_files
+
+MISALIGNED_POLICIES = ("error", "expand", "contract", "skip")
+OVERLAP_POLICIES = ("error", "longest", "skip")
+_CONTEXT = 20  # characters shown either side of a bad span
+
+
+def ner_corpus_v1(
+    path: Union[str, Path],
+    format: str = "auto",
+    on_misaligned: str = "error",
+    on_overlap: str = "error",
+    labels: Optional[Sequence[str]] = None,
+    label_map: Optional[Dict[str, str]] = None,
+    limit: int = 0,
+    max_length: int = 0,
+    scheme: str = "auto",
+    augmenter: Optional[Callable[[Language, Example], Iterable[Example]]] = None,
+) -> Callable[[Language], Iterator[Example]]:
+    """Registered as spacy-ner-trainer.NerCorpus.v1: a corpus for [corpora.train]/[corpora.dev].
+
+    Args:
+        path (Union[str, Path]): a file, or a directory whose supported files are read in
+            sorted order.
+        format (str): "auto" (decided from suffix and content), "tuples", "spans", "conll"
+            or "docbin".
+        on_misaligned (str): a character span whose ends are not token boundaries: "error",
+            "expand", "contract" or "skip" (its tokens are left unannotated).
+        on_overlap (str): overlapping spans: "error", "longest" (as util.filter_spans) or
+            "skip" (all of them, their tokens left unannotated).
+        labels (Optional[Sequence[str]]): keep only these labels (after label_map).
+        label_map (Optional[Dict[str, str]]): rename labels, e.g. {"per": "PERSON"}.
+        limit (int): stop after this many examples; 0 for all.
+        max_length (int): examples of this many tokens or more are split into sentences
+            when the data has them, else skipped; 0 for no limit.
+        scheme (str): CoNLL tag scheme: "auto" (per file), "iob1", "iob2" or "biluo".
+        augmenter (Optional[Callable]): a spaCy data augmenter, as in spacy.Corpus.v1.
+    RETURNS (Callable[[Language], Iterator[Example]]): the corpus.
+    """
+    return NerCorpus(
+        path,
+        format=format,
+        on_misaligned=on_misaligned,
+        on_overlap=on_overlap,
+        labels=labels,
+        label_map=label_map,
+        limit=limit,
+        max_length=max_length,
+        scheme=scheme,
+        augmenter=augmenter,
+    )
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+class NerCorpus:
+    """Streams `Example`s from NER files: one file is read at a time, one record at a time."""
+
+    def __init__(
+        self,
+        path: Union[str, Path],
+        *,
+        format: str = "auto",
+        on_misaligned: str = "error",
+        on_overlap: str = "error",
+        labels: Optional[Sequence[str]] = None,
+        label_map: Optional[Dict[str, str]] = None,
+        limit: int = 0,
+        max_length: int = 0,
+        scheme: str = "auto",
+        augmenter: Optional[Callable[[Language, Example], Iterable[Example]]] = None,
+    ):
+        _check_choice("format", format, FORMATS)
+        _check_choice("on_misaligned", on_misaligned, MISALIGNED_POLICIES)
+        _check_choice("on_overlap", on_overlap, OVERLAP_POLICIES)
+        _check_choice("scheme", scheme, SCHEMES)
+        self.path = Path(path)
+        list_files(self.path)  # a missing path fails when the config is loaded, not mid-training
+        self.format = format
+        self.scheme = scheme
+        self.on_misaligned = on_misaligned
+        self.on_overlap = on_overlap
+        self.labels = set(labels) if labels else None
+        self.label_map = dict(label_map or {})
+        self.limit = limit
+        self.max_length = max_length
+        self.augmenter = augmenter
+        self._reported = False
+
+    def records(self, vocab: Optional[Vocab] = None, log: Optional[ChangeLog] = None) -> Iterator[Record]:
+        """The raw records of every file, labels renamed and filtered, before alignment."""
+        for file in list_files(self.path):
+            for record in iter_records(file, self.format, scheme=self.scheme, vocab=vocab, log=log):
+                if self.label_map or self.labels is not None:
+                    record = record._replace(spans=self.relabel(record.spans))
+                yield record
+
+    def relabel(self, spans: List[Tuple[int, int, str]]) -> List[Tuple[int, int, str]]:
+        renamed = [(s, e, self.label_map.get(label, label)) for s, e, label in spans]
+        if self.labels is None:
+            return renamed
+        return [span for span in renamed if span[2] in self.labels]
+
+    def __call__(self, nlp: Language) -> Iterator[Example]:
+        log = ChangeLog()
+        count = 0
+        for record in self.records(nlp.vocab, log):
+            if record.doc is not None:
+                example = self._docbin_example(record)
+            elif record.words is not None:
+                example = _example(nlp.vocab, record.words, None, record.spans, [])
+            else:
+                example = self._char_example(nlp, record, log)
+            for eg in self._split_long(example, record, log):
+                for eg in self.augmenter(nlp, eg) if self.augmenter else (eg,):
+                    yield eg
+                    count += 1
+                    if self.limit and count >= self.limit:
+                        self._report(log)
+                        return
+        self._report(log)
+
+    def _report(self, log: ChangeLog) -> None:
+        # spaCy reads a corpus once an epoch: say what was changed once, not every epoch.
+        if not self._reported:
+            log.report(str(self.path))
+            self._reported = True
+
+    def _docbin_example(self, record: Record) -> Example:
+        doc = record.doc
+        if self.label_map or self.labels is not None:
+            doc.set_ents([Span(doc, s, e, label) for s, e, label in record.spans], default="unmodified")
+            kept = {(s, e) for s, e, _ in record.spans}
+            doc.set_ents([ent for ent in doc.ents if (ent.start, ent.end) in kept], default="outside")
+        words = [t.text for t in doc]
+        spaces = [bool(t.whitespace_) for t in doc]
+        return Example(Doc(doc.vocab, words=words, spaces=spaces), doc)
+
+    def _split_long(self, example: Example, record: Record, log: ChangeLog) -> Iterator[Example]:
+        reference = example.reference
+        if not self.max_length or len(reference) < self.max_length:
+            yield example
+        elif reference.has_annotation("SENT_START"):
+            for sent in reference.sents:
+                if len(sent) < self.max_length:
+                    sent_doc = sent.as_doc()
+                    yield Example(Doc(sent_doc.vocab, words=[t.text for t in sent_doc],
+                                      spaces=[bool(t.whitespace_) for t in sent_doc]), sent_doc)
+        else:
+            log.add(f"examples of max_length={self.max_length} tokens or more skipped", record.path, record.line)
+
+    def _char_example(self, nlp: Language, record: Record, log: ChangeLog) -> Example:
+        text, path, line = record.text, record.path, record.line
+        doc = nlp.make_doc(text)
+        spans: List[Tuple[int, int, str, int, int]] = []  # tokens, label, and the chars as given
+        missing: List[Tuple[int, int]] = []
+        for start, end, label in record.spans:
+            given = text[start:end]
+            stripped = given.strip()
+            if len(stripped) != len(given):
+                if not stripped:
+                    if self.on_misaligned != "skip":
+                        raise NerDataError(
+                            f"span [{start}, {end}] {label} holds only whitespace {given!r}; "
+                            "remove it or set on_misaligned=\"skip\"", path, line)
+                    log.add("whitespace-only spans skipped", path, line, f"[{start}, {end}]")
+                    continue
+                new_start = start + len(given) - len(given.lstrip())
+                new_end = new_start + len(stripped)
+                log.add("spans with leading or trailing whitespace trimmed", path, line,
+                        f"[{start}, {end}]->[{new_start}, {new_end}]")
+                start, end = new_start, new_end
+            span = doc.char_span(start, end)
+            if span is None:
+                span = self._realign(doc, start, end, label, record, log, missing)
+                if span is None:
+                    continue
+            spans.append((span.start, span.end, label, start, end))
+        if len(spans) > 1:
+            spans = self._resolve_overlaps(doc, spans, record, log, missing)
+        words = [t.text for t in doc]
+        spaces = [bool(t.whitespace_) for t in doc]
+        reference = _reference(doc.vocab, words, spaces, [s[:3] for s in spans], missing)
+        return Example(doc, reference)
+
+    def _realign(self, doc: Doc, start: int, end: int, label: str, record: Record,
+                 log: ChangeLog, missing: List[Tuple[int, int]]) -> Optional[Span]:
+        policy = self.on_misaligned
+        if policy == "error":
+            raise NerDataError(_misaligned_message(doc, start, end, label), record.path, record.line)
+        covering = doc.char_span(start, end, alignment_mode="expand")
+        span = doc.char_span(start, end, alignment_mode=policy) if policy != "skip" else None
+        where = f"[{start}, {end}] {doc.text[start:end]!r}"
+        if span is not None and len(span):
+            log.add(f"misaligned spans changed ({policy})", record.path, record.line,
+                    f"{where}->[{span.start_char}, {span.end_char}] {span.text!r}")
+            return span
+        log.add("misaligned spans skipped, their tokens left unannotated", record.path, record.line, where)
+        if covering is not None:
+            missing.append((covering.start, covering.end))
+        return None
+
+    def _resolve_overlaps(self, doc: Doc, spans: List[Tuple[int, int, str, int, int]],
+                          record: Record, log: ChangeLog,
+                          missing: List[Tuple[int, int]]) -> List[Tuple[int, int, str, int, int]]:
+        spans = sorted(set(spans), key=lambda s: (s[0], -s[1]))
+        clusters: List[List[Tuple[int, int, str, int, int]]] = []
+        cluster_end = -1
+        for span in spans:
+            if span[0] < cluster_end:
+                clusters[-1].append(span)
+            else:
+                clusters.append([span])
+            cluster_end = max(cluster_end, span[1]) if span[0] < cluster_end else span[1]
+        if all(len(c) == 1 for c in clusters):
+            return spans
+        kept: List[Tuple[int, int, str, int, int]] = []
+        for cluster in clusters:
+            if len(cluster) == 1:
+                kept.extend(cluster)
+                continue
+            first, second = cluster[0], cluster[1]
+            where = f"{_describe(doc, first)} and {_describe(doc, second)}"
+            if self.on_overlap == "error":
+                raise NerDataError(
+                    f"spans {where} overlap; keep one, or set on_overlap=\"longest\" or \"skip\"",
+                    record.path, record.line)
+            if self.on_overlap == "longest":
+                objects = [Span(doc, s[0], s[1], s[2]) for s in cluster]
+                best = {(s.start, s.end, s.label_) for s in filter_spans(objects)}
+                kept.extend(s for s in cluster if (s[0], s[1], s[2]) in best)
+                log.add("overlapping spans dropped (longest kept)", record.path, record.line, where)
+            else:
+                missing.append((cluster[0][0], max(s[1] for s in cluster)))
+                log.add("overlapping spans skipped, their tokens left unannotated",
+                        record.path, record.line, where)
+        return kept
+
+
+def _example(vocab: Vocab, words: List[str], spaces: Optional[List[bool]],
+             spans: List[Tuple[int, int, str]], missing: List[Tuple[int, int]]) -> Example:
+    """An Example over the given words: the predicted side untokenized again, never re-tokenized."""
+    predicted = Doc(vocab, words=words, spaces=spaces)
+    return Example(predicted, _reference(vocab, words, spaces, spans, missing))
+
+
+def _reference(vocab: Vocab, words: List[str], spaces: Optional[List[bool]],
+               spans: List[Tuple[int, int, str]], missing: List[Tuple[int, int]]) -> Doc:
+    tags: List[Optional[str]] = ["O"] * len(words)
+    for start, end in missing:
+        tags[start:end] = [None] * (end - start)
+    for start, end, label in spans:
+        tags[start] = "B-" + label
+        if end - start > 1:
+            tags[start + 1:end] = ["I-" + label] * (end - start - 1)
+    return Doc(vocab, words=words, spaces=spaces, ents=tags)
+
+
+def _describe(doc: Doc, span: Tuple[int, int, str, int, int]) -> str:
+    start, end = span[3], span[4]
+    return f"[{start}, {end}] {doc.text[start:end]!r} {span[2]}"
+
+
+def _token_at(doc: Doc, char: int) -> Optional[Span]:
+    for token in doc:
+        if token.idx <= char < token.idx + len(token):
+            return doc[token.i: token.i + 1]
+    return None
+
+
+def _misaligned_message(doc: Doc, start: int, end: int, label: str) -> str:
+    """Names the span, its text in context, the token(s) it cuts and the fix."""
+    text = doc.text
+    parts = []
+    first = _token_at(doc, start)
+    if first is not None and first.start_char != start:
+        parts.append(f"starts inside token {first.text!r} [{first.start_char}, {first.end_char}]")
+    last = _token_at(doc, end - 1)
+    if last is not None and last.end_char != end:
+        parts.append(f"ends inside token {last.text!r} [{last.start_char}, {last.end_char}]")
+    if not parts:
+        parts.append("does not start and end on token boundaries")
+    context = (
+        text[max(0, start - _CONTEXT): start] + "[" + text[start:end] + "]" + text[end: end + _CONTEXT]
+    )
+    return (
+        f"span [{start}, {end}] {text[start:end]!r} {label} {' and '.join(parts)} "
+        f"(in context: {context!r}); fix the offsets or set on_misaligned=\"expand\" "
+        f"(or \"contract\" or \"skip\")"
+    )
