@@ -145,7 +145,7 @@ def _iter_json(path: Path, want: Optional[str], log: ChangeLog) -> Iterator[Reco
     n_objects = 0
     for lineno, obj in objects:
         n_objects += 1
-        record = _parse_record(obj, want, path, lineno)
+        record = parse_record(obj, want, path, lineno)
         if record is None:
             log.add('records with "answer": "reject" or "ignore" skipped', str(path), lineno)
             continue
@@ -239,7 +239,7 @@ def _clip(value: object, width: int = 60) -> str:
     return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
-def _parse_record(obj: object, want: Optional[str], path: Path, line: int) -> Optional[Record]:
+def parse_record(obj: object, want: Optional[str], path: Path, line: int) -> Optional[Record]:
     if isinstance(obj, list) and want != "spans":
         if len(obj) != 2 or not isinstance(obj[0], str) or not isinstance(obj[1], dict):
             raise NerDataError(

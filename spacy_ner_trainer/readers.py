@@ -1,6 +1,6 @@
 """The NER corpus reader: seed tuples, span JSONL, CoNLL/IOB and DocBins to `Example`s."""
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
@@ -9,7 +9,7 @@ from spacy.util import filter_spans
 from spacy.vocab import Vocab
 
 from .errors import ChangeLog, NerDataError
-from .formats import FORMATS, SCHEMES, Record, iter_records, list_files
+from .formats import FORMATS, SCHEMES, Record, iter_records, list_files, parse_record
 
 MISALIGNED_POLICIES = ("error", "expand", "contract", "skip")
 OVERLAP_POLICIES = ("error", "longest", "skip")
@@ -85,15 +85,12 @@ class NerCorpus:
         augmenter: Optional[Callable[[Language, Example], Iterable[Example]]] = None,
     ):
         _check_choice("format", format, FORMATS)
-        _check_choice("on_misaligned", on_misaligned, MISALIGNED_POLICIES)
-        _check_choice("on_overlap", on_overlap, OVERLAP_POLICIES)
         _check_choice("scheme", scheme, SCHEMES)
+        self.aligner = Aligner(on_misaligned, on_overlap)
         self.path = Path(path)
         list_files(self.path)  # a missing path fails when the config is loaded, not mid-training
         self.format = format
         self.scheme = scheme
-        self.on_misaligned = on_misaligned
-        self.on_overlap = on_overlap
         self.labels = set(labels) if labels else None
         self.label_map = dict(label_map or {})
         self.limit = limit
@@ -124,7 +121,7 @@ class NerCorpus:
             elif record.words is not None:
                 example = _example(nlp.vocab, record.words, None, record.spans, [])
             else:
-                example = self._char_example(nlp, record, log)
+                example = self.aligner.char_example(nlp, record, log)
             for eg in self._split_long(example, record, log):
                 for eg in self.augmenter(nlp, eg) if self.augmenter else (eg,):
                     yield eg
@@ -143,9 +140,7 @@ class NerCorpus:
     def _docbin_example(self, record: Record) -> Example:
         doc = record.doc
         if self.label_map or self.labels is not None:
-            doc.set_ents([Span(doc, s, e, label) for s, e, label in record.spans], default="unmodified")
-            kept = {(s, e) for s, e, _ in record.spans}
-            doc.set_ents([ent for ent in doc.ents if (ent.start, ent.end) in kept], default="outside")
+            doc.ents = [Span(doc, s, e, label) for s, e, label in record.spans]
         words = [t.text for t in doc]
         spaces = [bool(t.whitespace_) for t in doc]
         return Example(Doc(doc.vocab, words=words, spaces=spaces), doc)
@@ -163,7 +158,16 @@ class NerCorpus:
         else:
             log.add(f"examples of max_length={self.max_length} tokens or more skipped", record.path, record.line)
 
-    def _char_example(self, nlp: Language, record: Record, log: ChangeLog) -> Example:
+class Aligner:
+    """Turns character spans into token spans over `nlp`'s tokenization, under the policies."""
+
+    def __init__(self, on_misaligned: str = "error", on_overlap: str = "error"):
+        _check_choice("on_misaligned", on_misaligned, MISALIGNED_POLICIES)
+        _check_choice("on_overlap", on_overlap, OVERLAP_POLICIES)
+        self.on_misaligned = on_misaligned
+        self.on_overlap = on_overlap
+
+    def char_example(self, nlp: Language, record: Record, log: ChangeLog) -> Example:
         text, path, line = record.text, record.path, record.line
         doc = nlp.make_doc(text)
         spans: List[Tuple[int, int, str, int, int]] = []  # tokens, label, and the chars as given
@@ -302,3 +306,26 @@ def _misaligned_message(doc: Doc, start: int, end: int, label: str) -> str:
         f"(in context: {context!r}); fix the offsets or set on_misaligned=\"expand\" "
         f"(or \"contract\" or \"skip\")"
     )
+
+
+TrainingData = Union[str, Path, Callable[[Language], Iterable[Example]], Iterable[Any]]
+
+
+def to_examples(nlp: Language, data: TrainingData) -> Iterable[Example]:
+    """Examples from any of the forms the Python API takes: a path (read with NerCorpus), a
+    corpus callable such as NerCorpus.v1 returns, Examples, or seed tuples
+    (text, {"entities": [(start, end, label)]}), aligned with `nlp`'s tokenizer."""
+    if isinstance(data, (str, Path)):
+        return NerCorpus(data)(nlp)
+    if callable(data):
+        return data(nlp)
+    return (_seed_example(nlp, item, i) for i, item in enumerate(data, 1))
+
+
+def _seed_example(nlp: Language, item: Any, number: int) -> Example:
+    if isinstance(item, Example):
+        return item
+    record = parse_record(list(item) if isinstance(item, tuple) else item, None, "<data>", number)
+    if record is None:
+        raise NerDataError('a record with "answer": "reject" or "ignore"; leave it out', "<data>", number)
+    return Aligner().char_example(nlp, record, ChangeLog())

@@ -1,0 +1,182 @@
+"""The recipe's training loop: `ner` only, shuffled compounding minibatches through `nlp.update`."""
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+
+from spacy.language import Language
+from spacy.training import Example
+from spacy.util import compounding, fix_random_seed, minibatch
+
+from .labels import collect_labels, move_table, warn_low_counts
+from .readers import TrainingData, to_examples
+from .verify import evaluate
+
+# Chosen with bench/bench_train.py; see README "Defaults".
+DEFAULT_N_ITER = 30
+DEFAULT_DROPOUT = 0.2
+DEFAULT_BATCH_SIZE = (4.0, 32.0, 1.001)  # compounding start, stop, rate: the recipe's
+DEFAULT_BUFFER_SIZE = 10000
+
+T = TypeVar("T")
+BatchSize = Union[int, Tuple[float, float, float], Iterable[float]]
+
+
+@dataclass
+class TrainResult:
+    """What `train` did: losses and dev scores per epoch, the labels, the throughput."""
+
+    losses: List[float] = field(default_factory=list)
+    scores: List[Dict[str, Any]] = field(default_factory=list)
+    labels: Dict[str, int] = field(default_factory=dict)
+    n_words: int = 0
+    seconds: float = 0.0
+    resumed: bool = False
+
+    @property
+    def words_per_second(self) -> float:
+        return self.n_words / self.seconds if self.seconds else 0.0
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {**asdict(self), "words_per_second": self.words_per_second}
+
+
+def shuffled_minibatches(
+    items: Iterable[T], size: Iterable[float], rng: random.Random, buffer_size: int = 0
+) -> Iterator[List[T]]:
+    """Minibatches of the `size` schedule, drawn from a shuffle buffer of `buffer_size` items
+    (0: all of them, a full shuffle), so a stream is shuffled without being held in memory."""
+    if buffer_size <= 0:
+        pool = list(items)
+        rng.shuffle(pool)
+        return minibatch(pool, size=iter(size))
+    return minibatch(_buffer_shuffle(items, rng, buffer_size), size=iter(size))
+
+
+def _buffer_shuffle(items: Iterable[T], rng: random.Random, buffer_size: int) -> Iterator[T]:
+    buffer: List[T] = []
+    for item in items:
+        if len(buffer) < buffer_size:
+            buffer.append(item)
+            continue
+        i = rng.randrange(buffer_size)
+        yield buffer[i]
+        buffer[i] = item
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def batch_sizes(batch_size: BatchSize) -> Iterable[float]:
+    """A fresh size schedule: an int repeats, (start, stop, rate) compounds."""
+    if isinstance(batch_size, int):
+        return iter(lambda: batch_size, None)
+    if isinstance(batch_size, tuple):
+        return compounding(*batch_size)
+    return batch_size
+
+
+def shuffled_batches_v1(
+    size: Optional[Union[int, Iterable[float]]] = None,
+    buffer_size: int = DEFAULT_BUFFER_SIZE,
+    seed: int = 0,
+) -> Callable[[Iterable[Example]], Iterable[List[Example]]]:
+    """Registered as spacy-ner-trainer.shuffled_batches.v1: compounding minibatches drawn from
+    a shuffle buffer, so that streamed corpora (max_epochs = -1) are shuffled too.
+
+    Args:
+        size (Optional[Union[int, Iterable[float]]]): batch size schedule, in examples;
+            default compounding 4 -> 32, x1.001.
+        buffer_size (int): examples held for shuffling; 0 shuffles the whole epoch in memory.
+        seed (int): seed of the shuffle.
+    RETURNS (Callable): the batcher, called by spaCy once an epoch.
+    """
+    rng = random.Random(seed)
+    sizes = batch_sizes(DEFAULT_BATCH_SIZE if size is None else size)
+
+    def batcher(items: Iterable[Example]) -> Iterable[List[Example]]:
+        return shuffled_minibatches(items, sizes, rng, buffer_size)
+
+    return batcher
+
+
+def train(
+    nlp: Language,
+    train_data: TrainingData,
+    *,
+    dev_data: Optional[TrainingData] = None,
+    n_iter: int = DEFAULT_N_ITER,
+    dropout: float = DEFAULT_DROPOUT,
+    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    buffer_size: int = 0,
+    on_epoch: Optional[Callable[[int, float, Optional[Dict[str, Any]]], None]] = None,
+) -> TrainResult:
+    """Train `nlp`'s `ner` (added if missing) and nothing else, the recipe's way.
+
+    Args:
+        nlp (Language): a blank or trained pipeline; changed in place.
+        train_data: Examples, seed tuples (text, {"entities": [...]}), a corpus callable such
+            as NerCorpus.v1 returns, or a path NerCorpus reads.
+        dev_data: the same kinds; scored after every epoch.
+        n_iter (int): epochs.
+        dropout (float): dropout rate for nlp.update.
+        batch_size: an int, (start, stop, rate) for a compounding schedule restarted every
+            epoch, or an iterable of sizes.
+        seed (int): seeds the shuffle and the weights: the same data and seed give the same model.
+        buffer_size (int): shuffle buffer for corpora too large for memory; 0 holds each epoch
+            in memory and shuffles it whole.
+        on_epoch (Optional[Callable]): called as on_epoch(epoch, loss, dev_scores) after each epoch.
+    RETURNS (TrainResult): losses and dev scores per epoch, labels, words/s.
+    """
+    fix_random_seed(seed)
+    rng = random.Random(seed)
+    if buffer_size <= 0:
+        # Each epoch is shuffled whole, in memory: read and align the data once.
+        train_data = list(to_examples(nlp, train_data))
+    examples = lambda: to_examples(nlp, train_data)  # noqa: E731
+    dev = list(to_examples(nlp, dev_data)) if dev_data is not None else None
+    labels = collect_labels(examples())
+    if not labels:
+        raise ValueError("the training data holds no entities; check the data and the labels filter")
+    warn_low_counts(labels, "training data")
+    ner, resumed = _prepare_ner(nlp)
+    result = TrainResult(labels=labels, resumed=resumed)
+    with nlp.select_pipes(enable=["ner"]):
+        if resumed:
+            for label in labels:
+                ner.add_label(label)
+            optimizer = nlp.resume_training()
+        else:
+            ner.initialize(lambda: islice(examples(), 100), nlp=nlp, labels=move_table(labels))
+            optimizer = nlp.create_optimizer()
+        for epoch in range(n_iter):
+            losses: Dict[str, float] = {}
+            start = time.perf_counter()
+            batches = shuffled_minibatches(examples(), batch_sizes(batch_size), rng, buffer_size)
+            for batch in batches:
+                nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
+                result.n_words += sum(len(eg.predicted) for eg in batch)
+            result.seconds += time.perf_counter() - start
+            result.losses.append(float(losses.get("ner", 0.0)))
+            scores = evaluate(nlp, dev).scores if dev else None
+            if scores is not None:
+                result.scores.append(scores)
+            if on_epoch is not None:
+                on_epoch(epoch, result.losses[-1], scores)
+    return result
+
+
+def _prepare_ner(nlp: Language) -> Tuple[Any, bool]:
+    """The `ner` to train, made independent of any shared embedding layer, and whether it
+    already has weights to resume from."""
+    if "ner" not in nlp.pipe_names:
+        return nlp.add_pipe("ner", last=True), False
+    ner = nlp.get_pipe("ner")
+    tok2vec = ner.model.get_ref("tok2vec") if ner.model.has_ref("tok2vec") else None
+    upstream = getattr(tok2vec, "upstream_name", None)
+    if upstream and upstream in nlp.pipe_names:
+        # Training through a listener would change the shared tok2vec/transformer and with it
+        # every other component's output: give ner its own copy instead.
+        nlp.replace_listeners(upstream, "ner", ["model.tok2vec"])
+    return ner, bool(ner.move_names)

@@ -1,0 +1,241 @@
+"""Post-training verification: scores per label, mismatches, the disk round trip, other components."""
+import tempfile
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+
+import spacy
+from spacy.language import Language
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.util import resolve_dot_names
+from wasabi import msg, table
+
+from .errors import logger
+from .readers import to_examples
+
+DEFAULT_MIN_RECALL = 0.8
+MAX_LISTED = 50  # differences kept in a report
+
+
+@dataclass
+class Evaluation:
+    """Scores of one pipeline on gold examples, and the examples it got wrong."""
+
+    scores: Dict[str, Any]
+    per_label: Dict[str, Dict[str, float]]
+    mismatches: List[Dict[str, Any]]
+    n_examples: int
+
+
+@dataclass
+class VerificationReport:
+    """What `verify` found. `ok` holds when recall reaches `min_recall`, the reloaded pipeline
+    predicts the same, and (with a reference) no other component's output changed."""
+
+    n_examples: int
+    precision: float
+    recall: float
+    f: float
+    per_label: Dict[str, Dict[str, float]]
+    mismatches: List[Dict[str, Any]]
+    n_mismatches: int
+    min_recall: float
+    round_trip_ok: Optional[bool] = None
+    round_trip_diffs: List[Dict[str, Any]] = field(default_factory=list)
+    components_ok: Optional[bool] = None
+    component_diffs: List[Dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.recall >= self.min_recall
+            and self.round_trip_ok is not False
+            and self.components_ok is not False
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+    def table(self) -> str:
+        """The per-label table, as printed by the CLI and the callback."""
+        rows = [
+            (label, f"{s['p']:.3f}", f"{s['r']:.3f}", f"{s['f']:.3f}", s["support"])
+            for label, s in sorted(self.per_label.items())
+        ]
+        rows.append(("ALL", f"{self.precision:.3f}", f"{self.recall:.3f}", f"{self.f:.3f}",
+                     sum(s["support"] for s in self.per_label.values())))
+        return table(rows, header=("label", "P", "R", "F", "support"), divider=True,
+                     aligns=("l", "r", "r", "r", "r"))
+
+
+def _fresh(nlp: Language, examples: List[Example]) -> List[Doc]:
+    # New docs over the reference tokens, so no earlier prediction leaks into this one.
+    return [
+        Doc(nlp.vocab, words=[t.text for t in eg.predicted], spaces=[bool(t.whitespace_) for t in eg.predicted])
+        for eg in examples
+    ]
+
+
+def predict(nlp: Language, examples: List[Example], batch_size: int = 256) -> List[Example]:
+    """`nlp`'s predictions as new Examples against the same gold."""
+    docs = nlp.pipe(_fresh(nlp, examples), batch_size=batch_size)
+    return [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
+
+
+def _ents(doc: Doc) -> List[Tuple[int, int, str]]:
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+def evaluate(nlp: Language, examples: Iterable[Example]) -> Evaluation:
+    """Precision, recall and F per label and overall (spaCy's scorer), with support, and the
+    examples whose predicted entities differ from the gold ones."""
+    examples = list(examples)
+    predicted = predict(nlp, examples)
+    prf = get_ner_prf(predicted)
+    support: Dict[str, int] = {}
+    mismatches = []
+    for eg in predicted:
+        for ent in eg.reference.ents:
+            support[ent.label_] = support.get(ent.label_, 0) + 1
+        gold, pred = _ents(eg.reference), _ents(eg.predicted)
+        if set(gold) != set(pred):
+            mismatches.append({"text": eg.reference.text, "gold": gold, "predicted": pred})
+    per_type = prf.get("ents_per_type") or {}
+    per_label = {
+        label: {**{k: float(v) for k, v in per_type.get(label, {"p": 0.0, "r": 0.0, "f": 0.0}).items()},
+                "support": support.get(label, 0)}
+        for label in sorted(set(per_type) | set(support))
+    }
+    scores = {k: float(prf[k] or 0.0) for k in ("ents_p", "ents_r", "ents_f")}
+    scores["ents_per_type"] = per_label
+    return Evaluation(scores, per_label, mismatches, len(examples))
+
+
+def _component_view(doc: Doc) -> List[Tuple]:
+    return [
+        (t.tag_, t.pos_, t.dep_, t.head.i, t.lemma_, str(t.morph),
+         t.is_sent_start if doc.has_annotation("SENT_START") else None)
+        for t in doc
+    ]
+
+
+def _round_trip(nlp: Language, predicted: List[Example], saved: Optional[Path]) -> List[Dict[str, Any]]:
+    if saved is not None:
+        reloaded = spacy.load(saved)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            nlp.to_disk(Path(tmp) / "model")
+            reloaded = spacy.load(Path(tmp) / "model")
+    again = reloaded.pipe(_fresh(reloaded, predicted), batch_size=256)
+    diffs = []
+    for eg, doc in zip(predicted, again):
+        if _ents(eg.predicted) != _ents(doc):
+            diffs.append({"text": doc.text, "in_memory": _ents(eg.predicted), "reloaded": _ents(doc)})
+    return diffs
+
+
+def _component_diffs(nlp: Language, reference: Language, examples: List[Example]) -> List[Dict[str, Any]]:
+    ours = nlp.pipe(_fresh(nlp, examples), batch_size=256)
+    theirs = reference.pipe(_fresh(reference, examples), batch_size=256)
+    diffs = []
+    for doc, ref in zip(ours, theirs):
+        if _component_view(doc) != _component_view(ref):
+            changed = [t.i for t, a, b in zip(doc, _component_view(doc), _component_view(ref)) if a != b]
+            diffs.append({"text": doc.text, "tokens": changed[:10]})
+    return diffs
+
+
+def verify(
+    nlp: Language,
+    examples: Any,
+    *,
+    reference: Optional[Language] = None,
+    min_recall: float = DEFAULT_MIN_RECALL,
+    round_trip: Union[bool, str, Path] = True,
+) -> VerificationReport:
+    """Check a trained pipeline: are the given entities recognized, does the pipeline predict
+    the same after `to_disk` and `spacy.load`, and did training leave the other components alone?
+
+    Args:
+        nlp (Language): the trained pipeline.
+        examples: gold Examples, seed tuples, a corpus callable or a path (as for `train`).
+        reference (Optional[Language]): the pipeline before training; every other component's
+            output (tags, dependencies, lemmas, morphology, sentence starts) must be identical.
+        min_recall (float): overall recall that `report.ok` requires.
+        round_trip (Union[bool, str, Path]): reload the pipeline and compare its predictions:
+            True saves it to a temporary directory first; a path names a copy already saved.
+    RETURNS (VerificationReport): the report.
+    """
+    examples = list(to_examples(nlp, examples))
+    result = evaluate(nlp, examples)
+    report = VerificationReport(
+        n_examples=len(examples),
+        precision=result.scores["ents_p"],
+        recall=result.scores["ents_r"],
+        f=result.scores["ents_f"],
+        per_label=result.per_label,
+        mismatches=result.mismatches[:MAX_LISTED],
+        n_mismatches=len(result.mismatches),
+        min_recall=min_recall,
+    )
+    if round_trip:
+        saved = None if round_trip is True else Path(round_trip)
+        diffs = _round_trip(nlp, predict(nlp, examples), saved)
+        report.round_trip_ok, report.round_trip_diffs = not diffs, diffs[:MAX_LISTED]
+    if reference is not None:
+        diffs = _component_diffs(nlp, reference, examples)
+        report.components_ok, report.component_diffs = not diffs, diffs[:MAX_LISTED]
+    return report
+
+
+def verify_callback_v1(
+    max_examples: int = 200,
+    min_recall: float = 0.0,
+    on_fail: str = "warn",
+    round_trip: bool = False,
+) -> Callable[[Language], Language]:
+    """Registered as spacy-ner-trainer.verify.v1, for [training.before_to_disk].
+
+    At every checkpoint spaCy saves, verifies on the first `max_examples` of the training
+    and dev corpora, prints a compact per-label table and stores the reports in
+    nlp.meta["spacy_ner_trainer"], so that they ship in model-best and model-last meta.json.
+
+    Args:
+        max_examples (int): examples taken from each corpus; keeps the check cheap.
+        min_recall (float): recall on the training sample that the check requires.
+        on_fail (str): "warn", or "error" to stop training when a check fails.
+        round_trip (bool): also save, reload and compare (costs a save per checkpoint).
+    RETURNS (Callable[[Language], Language]): the callback.
+    """
+    if on_fail not in ("warn", "error"):
+        raise ValueError(f"on_fail={on_fail!r} is not one of 'warn', 'error'")
+    samples: Dict[str, List[Example]] = {}
+
+    def before_to_disk(nlp: Language) -> Language:
+        if not samples:
+            # Resolved once: the corpora named by [training] train_corpus and dev_corpus.
+            names = [nlp.config["training"]["train_corpus"], nlp.config["training"]["dev_corpus"]]
+            for key, corpus in zip(("train", "dev"), resolve_dot_names(nlp.config, names)):
+                samples[key] = list(islice(corpus(nlp), max_examples))
+        found = {}
+        for key, sample in samples.items():
+            report = verify(nlp, sample, min_recall=min_recall if key == "train" else 0.0,
+                            round_trip=round_trip and key == "train")
+            found[key] = report
+            msg.text(f"verify ({key}, {report.n_examples} examples): "
+                     f"P {report.precision:.3f} R {report.recall:.3f} F {report.f:.3f}  " +
+                     "  ".join(f"{label} {s['f']:.2f}" for label, s in sorted(report.per_label.items())))
+        nlp.meta["spacy_ner_trainer"] = {"verify": {key: r.to_dict() for key, r in found.items()}}
+        failed = [key for key, r in found.items() if not r.ok]
+        if failed:
+            why = (f"verification failed on {', '.join(failed)}: recall "
+                   f"{found['train'].recall:.3f} (minimum {min_recall})")
+            if on_fail == "error":
+                raise RuntimeError(why)
+            logger.warning(why)
+        return nlp
+
+    return before_to_disk
