@@ -17,14 +17,21 @@ class NerDataError(ValueError):
         path (Optional[str]): the file the problem is in.
         line (Optional[int]): the 1-based line (or record, for DocBins) it is on.
         reason (str): the message without the location.
+        severity (str): "error", or "warning" for what the reader fixes by itself (whitespace
+            at a span's edges), as `debug` lists it.
     """
 
     def __init__(
-        self, reason: str, path: Optional[Union[str, Path]] = None, line: Optional[int] = None
+        self,
+        reason: str,
+        path: Optional[Union[str, Path]] = None,
+        line: Optional[int] = None,
+        severity: str = "error",
     ):
         self.path = str(path) if path is not None else None
         self.line = line
         self.reason = reason
+        self.severity = severity
         super().__init__(f"{format_location(self.path, line)}{reason}")
 
 

@@ -76,8 +76,14 @@ def ner_labels_v1(
     RETURNS (Dict[str, Dict[str, int]]): the move table.
     """
     corpus = NerCorpus(path, format=format, labels=labels, label_map=label_map, scheme=scheme)
+    counts = count_labels(corpus)
+    warn_low_counts(counts, str(path))
+    return move_table(counts)
+
+
+def count_labels(corpus: NerCorpus) -> Dict[str, int]:
+    """Entity counts per label straight from the annotations, without tokenizing."""
     counts: Counter = Counter()
     for record in corpus.records():
         counts.update(span[2] for span in record.spans)
-    warn_low_counts(counts, str(path))
-    return move_table(dict(counts.most_common()))
+    return dict(counts.most_common())

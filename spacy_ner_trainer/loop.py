@@ -8,6 +8,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 from spacy.language import Language
 from spacy.training import Example
 from spacy.util import compounding, fix_random_seed, minibatch
+from tqdm import tqdm
 
 from .labels import collect_labels, move_table, warn_low_counts
 from .readers import TrainingData, to_examples
@@ -111,6 +112,7 @@ def train(
     seed: int = 0,
     buffer_size: int = 0,
     on_epoch: Optional[Callable[[int, float, Optional[Dict[str, Any]]], None]] = None,
+    progress: bool = False,
 ) -> TrainResult:
     """Train `nlp`'s `ner` (added if missing) and nothing else, the recipe's way.
 
@@ -127,6 +129,7 @@ def train(
         buffer_size (int): shuffle buffer for corpora too large for memory; 0 holds each epoch
             in memory and shuffles it whole.
         on_epoch (Optional[Callable]): called as on_epoch(epoch, loss, dev_scores) after each epoch.
+        progress (bool): show a progress bar over each epoch's examples.
     RETURNS (TrainResult): losses and dev scores per epoch, labels, words/s.
     """
     fix_random_seed(seed)
@@ -154,9 +157,13 @@ def train(
             losses: Dict[str, float] = {}
             start = time.perf_counter()
             batches = shuffled_minibatches(examples(), batch_sizes(batch_size), rng, buffer_size)
+            bar = tqdm(total=len(train_data) if isinstance(train_data, list) else None, unit=" examples",
+                       desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
             for batch in batches:
                 nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
                 result.n_words += sum(len(eg.predicted) for eg in batch)
+                bar.update(len(batch))
+            bar.close()
             result.seconds += time.perf_counter() - start
             result.losses.append(float(losses.get("ner", 0.0)))
             scores = evaluate(nlp, dev).scores if dev else None

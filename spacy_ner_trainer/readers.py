@@ -161,11 +161,21 @@ class NerCorpus:
 class Aligner:
     """Turns character spans into token spans over `nlp`'s tokenization, under the policies."""
 
-    def __init__(self, on_misaligned: str = "error", on_overlap: str = "error"):
+    def __init__(self, on_misaligned: str = "error", on_overlap: str = "error",
+                 problems: Optional[List[NerDataError]] = None):
+        """With a `problems` list, every problem is appended to it instead of raised, and the
+        span is skipped: that is how `debug` lists them all."""
         _check_choice("on_misaligned", on_misaligned, MISALIGNED_POLICIES)
         _check_choice("on_overlap", on_overlap, OVERLAP_POLICIES)
-        self.on_misaligned = on_misaligned
-        self.on_overlap = on_overlap
+        self.problems = problems
+        self.on_misaligned = "skip" if problems is not None else on_misaligned
+        self.on_overlap = "skip" if problems is not None else on_overlap
+
+    def _fail(self, error: NerDataError, policy: str) -> None:
+        if self.problems is not None:
+            self.problems.append(error)
+        elif policy == "error":
+            raise error
 
     def char_example(self, nlp: Language, record: Record, log: ChangeLog) -> Example:
         text, path, line = record.text, record.path, record.line
@@ -177,14 +187,18 @@ class Aligner:
             stripped = given.strip()
             if len(stripped) != len(given):
                 if not stripped:
-                    if self.on_misaligned != "skip":
-                        raise NerDataError(
-                            f"span [{start}, {end}] {label} holds only whitespace {given!r}; "
-                            "remove it or set on_misaligned=\"skip\"", path, line)
+                    self._fail(NerDataError(
+                        f"span [{start}, {end}] {label} holds only whitespace {given!r}; "
+                        "remove it or set on_misaligned=\"skip\"", path, line), self.on_misaligned)
                     log.add("whitespace-only spans skipped", path, line, f"[{start}, {end}]")
                     continue
                 new_start = start + len(given) - len(given.lstrip())
                 new_end = new_start + len(stripped)
+                if self.problems is not None:
+                    self.problems.append(NerDataError(
+                        f"span [{start}, {end}] {given!r} {label} has whitespace at its edges; "
+                        f"it is trimmed to [{new_start}, {new_end}]: fix the offsets", path, line,
+                        severity="warning"))
                 log.add("spans with leading or trailing whitespace trimmed", path, line,
                         f"[{start}, {end}]->[{new_start}, {new_end}]")
                 start, end = new_start, new_end
@@ -204,8 +218,7 @@ class Aligner:
     def _realign(self, doc: Doc, start: int, end: int, label: str, record: Record,
                  log: ChangeLog, missing: List[Tuple[int, int]]) -> Optional[Span]:
         policy = self.on_misaligned
-        if policy == "error":
-            raise NerDataError(_misaligned_message(doc, start, end, label), record.path, record.line)
+        self._fail(NerDataError(_misaligned_message(doc, start, end, label), record.path, record.line), policy)
         covering = doc.char_span(start, end, alignment_mode="expand")
         span = doc.char_span(start, end, alignment_mode=policy) if policy != "skip" else None
         where = f"[{start}, {end}] {doc.text[start:end]!r}"
@@ -239,10 +252,9 @@ class Aligner:
                 continue
             first, second = cluster[0], cluster[1]
             where = f"{_describe(doc, first)} and {_describe(doc, second)}"
-            if self.on_overlap == "error":
-                raise NerDataError(
-                    f"spans {where} overlap; keep one, or set on_overlap=\"longest\" or \"skip\"",
-                    record.path, record.line)
+            self._fail(NerDataError(
+                f"spans {where} overlap; keep one, or set on_overlap=\"longest\" or \"skip\"",
+                record.path, record.line), self.on_overlap)
             if self.on_overlap == "longest":
                 objects = [Span(doc, s[0], s[1], s[2]) for s in cluster]
                 best = {(s.start, s.end, s.label_) for s in filter_spans(objects)}

@@ -1,6 +1,6 @@
 """Post-training verification: scores per label, mismatches, the disk round trip, other components."""
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
@@ -28,6 +28,9 @@ class Evaluation:
     per_label: Dict[str, Dict[str, float]]
     mismatches: List[Dict[str, Any]]
     n_examples: int
+    # gold label -> {"found", "missed", "boundary", "wrong_label": {predicted label: n}}
+    confusion: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    spurious: Dict[str, int] = field(default_factory=dict)  # predicted label -> n
 
 
 @dataclass
@@ -35,18 +38,19 @@ class VerificationReport:
     """What `verify` found. `ok` holds when recall reaches `min_recall`, the reloaded pipeline
     predicts the same, and (with a reference) no other component's output changed."""
 
-    n_examples: int
-    precision: float
-    recall: float
-    f: float
-    per_label: Dict[str, Dict[str, float]]
-    mismatches: List[Dict[str, Any]]
-    n_mismatches: int
+    evaluation: Evaluation
     min_recall: float
     round_trip_ok: Optional[bool] = None
     round_trip_diffs: List[Dict[str, Any]] = field(default_factory=list)
     components_ok: Optional[bool] = None
     component_diffs: List[Dict[str, Any]] = field(default_factory=list)
+
+    n_examples = property(lambda self: self.evaluation.n_examples)
+    precision = property(lambda self: self.evaluation.scores["ents_p"])
+    recall = property(lambda self: self.evaluation.scores["ents_r"])
+    f = property(lambda self: self.evaluation.scores["ents_f"])
+    per_label = property(lambda self: self.evaluation.per_label)
+    mismatches = property(lambda self: self.evaluation.mismatches)
 
     @property
     def ok(self) -> bool:
@@ -57,7 +61,25 @@ class VerificationReport:
         )
 
     def to_dict(self) -> Dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
+        """JSON-serializable; lists at most MAX_LISTED mismatches and differences."""
+        evaluation = self.evaluation
+        return {
+            "ok": self.ok,
+            "n_examples": self.n_examples,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f": self.f,
+            "min_recall": self.min_recall,
+            "per_label": evaluation.per_label,
+            "confusion": evaluation.confusion,
+            "spurious": evaluation.spurious,
+            "n_mismatches": len(evaluation.mismatches),
+            "mismatches": evaluation.mismatches[:MAX_LISTED],
+            "round_trip_ok": self.round_trip_ok,
+            "round_trip_diffs": self.round_trip_diffs[:MAX_LISTED],
+            "components_ok": self.components_ok,
+            "component_diffs": self.component_diffs[:MAX_LISTED],
+        }
 
     def table(self) -> str:
         """The per-label table, as printed by the CLI and the callback."""
@@ -96,13 +118,28 @@ def evaluate(nlp: Language, examples: Iterable[Example]) -> Evaluation:
     predicted = predict(nlp, examples)
     prf = get_ner_prf(predicted)
     support: Dict[str, int] = {}
+    confusion: Dict[str, Dict[str, Any]] = {}
+    spurious: Dict[str, int] = {}
     mismatches = []
     for eg in predicted:
-        for ent in eg.reference.ents:
-            support[ent.label_] = support.get(ent.label_, 0) + 1
         gold, pred = _ents(eg.reference), _ents(eg.predicted)
+        gold_status, pred_status = compare_entities(gold, pred)
+        for (_, _, label), (status, other) in zip(gold, gold_status):
+            support[label] = support.get(label, 0) + 1
+            row = confusion.setdefault(label, {"found": 0, "missed": 0, "boundary": 0, "wrong_label": {}})
+            if status == "wrong_label":
+                row["wrong_label"][other] = row["wrong_label"].get(other, 0) + 1
+            else:
+                row[status] += 1
+        for (_, _, label), (status, _) in zip(pred, pred_status):
+            if status == "spurious":
+                spurious[label] = spurious.get(label, 0) + 1
         if set(gold) != set(pred):
-            mismatches.append({"text": eg.reference.text, "gold": gold, "predicted": pred})
+            mismatches.append({
+                "text": eg.reference.text,
+                "gold": [[*ent, status] for ent, (status, _) in zip(gold, gold_status)],
+                "predicted": [[*ent, status] for ent, (status, _) in zip(pred, pred_status)],
+            })
     per_type = prf.get("ents_per_type") or {}
     per_label = {
         label: {**{k: float(v) for k, v in per_type.get(label, {"p": 0.0, "r": 0.0, "f": 0.0}).items()},
@@ -111,7 +148,28 @@ def evaluate(nlp: Language, examples: Iterable[Example]) -> Evaluation:
     }
     scores = {k: float(prf[k] or 0.0) for k in ("ents_p", "ents_r", "ents_f")}
     scores["ents_per_type"] = per_label
-    return Evaluation(scores, per_label, mismatches, len(examples))
+    return Evaluation(scores, per_label, mismatches, len(examples), confusion, spurious)
+
+
+Ent = Tuple[int, int, str]
+
+
+def compare_entities(gold: List[Ent], pred: List[Ent]) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]:
+    """(status, other label) for each gold and each predicted entity. Gold: "found",
+    "wrong_label" (same boundaries), "boundary" (overlapped, other boundaries) or "missed".
+    Predicted: "correct", "wrong_label", "boundary" or "spurious" (overlaps no gold entity)."""
+
+    def status(ent: Ent, others: List[Ent], exact: str, none: str) -> Tuple[str, str]:
+        start, end, label = ent
+        same = [o for o in others if o[0] == start and o[1] == end]
+        if same:
+            return (exact, label) if any(o[2] == label for o in same) else ("wrong_label", same[0][2])
+        if any(o[0] < end and start < o[1] for o in others):
+            return "boundary", ""
+        return none, ""
+
+    return ([status(e, pred, "found", "missed") for e in gold],
+            [status(e, gold, "correct", "spurious") for e in pred])
 
 
 def _component_view(doc: Doc) -> List[Tuple]:
@@ -170,24 +228,14 @@ def verify(
     RETURNS (VerificationReport): the report.
     """
     examples = list(to_examples(nlp, examples))
-    result = evaluate(nlp, examples)
-    report = VerificationReport(
-        n_examples=len(examples),
-        precision=result.scores["ents_p"],
-        recall=result.scores["ents_r"],
-        f=result.scores["ents_f"],
-        per_label=result.per_label,
-        mismatches=result.mismatches[:MAX_LISTED],
-        n_mismatches=len(result.mismatches),
-        min_recall=min_recall,
-    )
+    report = VerificationReport(evaluation=evaluate(nlp, examples), min_recall=min_recall)
     if round_trip:
         saved = None if round_trip is True else Path(round_trip)
         diffs = _round_trip(nlp, predict(nlp, examples), saved)
-        report.round_trip_ok, report.round_trip_diffs = not diffs, diffs[:MAX_LISTED]
+        report.round_trip_ok, report.round_trip_diffs = not diffs, diffs
     if reference is not None:
         diffs = _component_diffs(nlp, reference, examples)
-        report.components_ok, report.component_diffs = not diffs, diffs[:MAX_LISTED]
+        report.components_ok, report.component_diffs = not diffs, diffs
     return report
 
 
@@ -217,8 +265,9 @@ def verify_callback_v1(
     def before_to_disk(nlp: Language) -> Language:
         if not samples:
             # Resolved once: the corpora named by [training] train_corpus and dev_corpus.
-            names = [nlp.config["training"]["train_corpus"], nlp.config["training"]["dev_corpus"]]
-            for key, corpus in zip(("train", "dev"), resolve_dot_names(nlp.config, names)):
+            config = nlp.config.interpolate()  # nlp.config keeps ${paths.train} and the like
+            names = [config["training"]["train_corpus"], config["training"]["dev_corpus"]]
+            for key, corpus in zip(("train", "dev"), resolve_dot_names(config, names)):
                 samples[key] = list(islice(corpus(nlp), max_examples))
         found = {}
         for key, sample in samples.items():
