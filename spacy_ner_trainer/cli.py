@@ -18,6 +18,7 @@ from .debug import debug_data
 from .init_config import make_config
 from .labels import LOW_COUNT, count_labels, move_table
 from .loop import DEFAULT_DROPOUT, DEFAULT_N_ITER, TrainResult, train
+from .rehearse import ner_labels
 from .report import render_html
 from .readers import NerCorpus
 from .save import check_output_dir, save_pipeline, write_atomically
@@ -124,12 +125,16 @@ def run_recipe(
     show_texts: Optional[List[str]] = None,
     html: Optional[Path] = None,
     quiet: bool = False,
+    rehearse: bool = False,
+    rehearse_data: Optional[Path] = None,
+    rehearse_ratio: float = 1.0,
 ) -> bool:
     """The recipe's main(): train, report, save, reload and check again. Returns report.ok."""
     train_examples = list(train_data(nlp)) if callable(train_data) else train_data
     dev_examples = list(dev_data(nlp)) if callable(dev_data) else dev_data
     result = train(nlp, train_examples, dev_data=dev_examples, n_iter=n_iter, dropout=dropout,
-                   seed=seed, on_epoch=_print_epoch, progress=_progress(quiet))
+                   seed=seed, on_epoch=_print_epoch, progress=_progress(quiet), rehearse=rehearse,
+                   rehearse_data=rehearse_data, rehearse_ratio=rehearse_ratio)
     if show_texts:
         _show_entities(nlp, show_texts)
     saved = None
@@ -137,8 +142,13 @@ def run_recipe(
         saved = save_pipeline(nlp, output)
         msg.good(f"Saved pipeline to {saved}")
     report = verify(nlp, train_examples, reference=reference, min_recall=min_recall,
-                    round_trip=saved if saved is not None else True)
+                    round_trip=saved if saved is not None else True, retention=result.retention_examples)
     _show_report("Training data", report)
+    if report.retention:
+        msg.divider("Retention: agreement with the pipeline before training, on held-back text")
+        print(table([(label, f"{s['p']:.3f}", f"{s['r']:.3f}", f"{s['f']:.3f}", s["support"])
+                     for label, s in sorted(report.retention.items())],
+                    header=("old label", "P", "R", "F", "support"), divider=True))
     if dev_examples is not None:
         _show_report("Dev data", verify(nlp, dev_examples, min_recall=0.0, round_trip=False))
     _write_html(html, report, "Training report", result)
@@ -170,6 +180,9 @@ def train_cli(
     labels: Optional[str] = typer.Option(None, "--labels", help="Keep only these labels, comma-separated"),
     min_recall: float = typer.Option(DEFAULT_MIN_RECALL, "--min-recall", help="Recall on the training data that verification requires"),
     html: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report here"),
+    rehearse: Optional[bool] = typer.Option(None, "--rehearse/--no-rehearse", help="Keep the labels the --model's ner knows and the data lacks (default: on when there are such labels)"),
+    rehearse_data: Optional[Path] = typer.Option(None, "--rehearse-data", help="Raw texts (lines, or JSONL with \"text\") the --model annotates to rehearse"),
+    rehearse_ratio: float = typer.Option(1.0, "--rehearse-ratio", help="Rehearsed raw texts per training example, every epoch"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars"),
     verbose: bool = typer.Option(False, "--verbose", "-V", help="Show tracebacks"),
 ) -> None:
@@ -183,12 +196,19 @@ def train_cli(
     corpus = NerCorpus(train_path, format=format, on_misaligned=on_misaligned, labels=keep)
     dev_corpus = NerCorpus(dev, format=format, on_misaligned=on_misaligned, labels=keep) if dev else None
     nlp = _load(model, lang)
+    forgotten = sorted(ner_labels(nlp) - set(count_labels(corpus)))
+    if rehearse is None:
+        rehearse = bool(forgotten)
+        if forgotten:
+            msg.info(f"Rehearsing {', '.join(forgotten)}: the data lacks labels the model knows "
+                     "(--no-rehearse turns this off)")
     # The untouched pipeline, to check that training ner changed no other component's output.
     others = [name for name in nlp.pipe_names if name != "ner"]
     reference = spacy.load(model) if model is not None and others else None
     ok = run_recipe(nlp, corpus, dev_data=dev_corpus, output=output, reference=reference,
                     n_iter=n_iter, dropout=dropout, seed=seed, min_recall=min_recall,
-                    html=html, quiet=quiet)
+                    html=html, quiet=quiet, rehearse=rehearse, rehearse_data=rehearse_data,
+                    rehearse_ratio=rehearse_ratio)
     raise typer.Exit(0 if ok else 1)
 
 

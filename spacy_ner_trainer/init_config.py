@@ -74,6 +74,15 @@ def make_config(
     config["paths"]["train"] = str(train)
     config["paths"]["dev"] = str(dev if dev is not None else train)
     config["corpora"] = {"train": _reader("${paths.train}"), "dev": _reader("${paths.dev}")}
+    if has_ner:
+        # The sourced ner keeps the labels it knows while it learns the data's.
+        config["corpora"]["train"] = {
+            "@readers": "spacy-ner-trainer.RehearsalCorpus.v1",
+            "corpus": config["corpora"]["train"],
+            "source": model,
+            "raw_path": None,
+            "ratio": 1.0,
+        }
     config["initialize"].setdefault("components", {})
     if not has_ner:
         config["initialize"]["components"]["ner"] = {

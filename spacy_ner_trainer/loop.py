@@ -1,17 +1,20 @@
 """The recipe's training loop: `ner` only, shuffled compounding minibatches through `nlp.update`."""
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from spacy.language import Language
 from spacy.training import Example
 from spacy.util import compounding, fix_random_seed, minibatch
 from tqdm import tqdm
 
+from .errors import logger
 from .labels import collect_labels, move_table, warn_low_counts
 from .readers import TrainingData, to_examples
+from .rehearse import Rehearsal, interleave, read_texts
 from .verify import evaluate
 
 # Chosen with bench/bench_train.py; see README "Defaults".
@@ -34,13 +37,23 @@ class TrainResult:
     n_words: int = 0
     seconds: float = 0.0
     resumed: bool = False
+    # The original pipeline's predictions on held-back text, for verify(retention=...).
+    retention_examples: List[Example] = field(default_factory=list, repr=False)
 
     @property
     def words_per_second(self) -> float:
         return self.n_words / self.seconds if self.seconds else 0.0
 
     def to_dict(self) -> Dict[str, Any]:
-        return {**asdict(self), "words_per_second": self.words_per_second}
+        return {
+            "losses": self.losses,
+            "scores": self.scores,
+            "labels": self.labels,
+            "n_words": self.n_words,
+            "seconds": self.seconds,
+            "words_per_second": self.words_per_second,
+            "resumed": self.resumed,
+        }
 
 
 def shuffled_minibatches(
@@ -113,6 +126,9 @@ def train(
     buffer_size: int = 0,
     on_epoch: Optional[Callable[[int, float, Optional[Dict[str, Any]]], None]] = None,
     progress: bool = False,
+    rehearse: bool = False,
+    rehearse_data: Optional[Union[str, Path, Sequence[str]]] = None,
+    rehearse_ratio: float = 1.0,
 ) -> TrainResult:
     """Train `nlp`'s `ner` (added if missing) and nothing else, the recipe's way.
 
@@ -130,6 +146,12 @@ def train(
             in memory and shuffles it whole.
         on_epoch (Optional[Callable]): called as on_epoch(epoch, loss, dev_scores) after each epoch.
         progress (bool): show a progress bar over each epoch's examples.
+        rehearse (bool): keep the labels the pipeline's `ner` knows and the new data lacks:
+            before training, the pipeline's own predictions for them fill in the gold of the
+            training texts wherever they overlap no gold span.
+        rehearse_data: raw texts (a path of text lines or JSONL with "text", or strings) that
+            the pipeline annotates before training; mixed into every epoch as silver examples.
+        rehearse_ratio (float): silver examples per training example in every epoch.
     RETURNS (TrainResult): losses and dev scores per epoch, labels, words/s.
     """
     fix_random_seed(seed)
@@ -143,8 +165,25 @@ def train(
     if not labels:
         raise ValueError("the training data holds no entities; check the data and the labels filter")
     warn_low_counts(labels, "training data")
+    # What the pipeline knows before training: rehearsed, and held back to measure retention.
+    original = Rehearsal(nlp, labels)
+    retention_texts: List[str] = [eg.reference.text for eg in dev] if dev else []
+    silver: List[Example] = []
+    if rehearse and original.old_labels:
+        logger.info("rehearsing %s while training %s", sorted(original.old_labels), sorted(labels))
+        if buffer_size <= 0:
+            train_data = list(original.fill(train_data))
+        else:
+            examples = lambda: original.fill(to_examples(nlp, train_data))  # noqa: E731
+        texts = _texts(rehearse_data)
+        if texts and not retention_texts:
+            held = max(1, len(texts) // 10)
+            texts, retention_texts = texts[:-held], texts[-held:]
+        silver = original.silver(texts)
     ner, resumed = _prepare_ner(nlp)
     result = TrainResult(labels=labels, resumed=resumed)
+    if original.old_labels and retention_texts:
+        result.retention_examples = original.silver(retention_texts)
     with nlp.select_pipes(enable=["ner"]):
         if resumed:
             for label in labels:
@@ -156,7 +195,8 @@ def train(
         for epoch in range(n_iter):
             losses: Dict[str, float] = {}
             start = time.perf_counter()
-            batches = shuffled_minibatches(examples(), batch_sizes(batch_size), rng, buffer_size)
+            epoch_examples = interleave(examples(), silver, rehearse_ratio, rng) if silver else examples()
+            batches = shuffled_minibatches(epoch_examples, batch_sizes(batch_size), rng, buffer_size)
             bar = tqdm(total=len(train_data) if isinstance(train_data, list) else None, unit=" examples",
                        desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
             for batch in batches:
@@ -172,6 +212,12 @@ def train(
             if on_epoch is not None:
                 on_epoch(epoch, result.losses[-1], scores)
     return result
+
+
+def _texts(data: Optional[Union[str, Path, Sequence[str]]]) -> List[str]:
+    if data is None:
+        return []
+    return list(read_texts(data)) if isinstance(data, (str, Path)) else list(data)
 
 
 def _prepare_ner(nlp: Language) -> Tuple[Any, bool]:

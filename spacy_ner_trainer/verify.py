@@ -44,6 +44,8 @@ class VerificationReport:
     round_trip_diffs: List[Dict[str, Any]] = field(default_factory=list)
     components_ok: Optional[bool] = None
     component_diffs: List[Dict[str, Any]] = field(default_factory=list)
+    # Per old label: agreement (P/R/F, support) with the pipeline before fine-tuning.
+    retention: Optional[Dict[str, Dict[str, float]]] = None
 
     n_examples = property(lambda self: self.evaluation.n_examples)
     precision = property(lambda self: self.evaluation.scores["ents_p"])
@@ -79,6 +81,7 @@ class VerificationReport:
             "round_trip_diffs": self.round_trip_diffs[:MAX_LISTED],
             "components_ok": self.components_ok,
             "component_diffs": self.component_diffs[:MAX_LISTED],
+            "retention": self.retention,
         }
 
     def table(self) -> str:
@@ -213,6 +216,7 @@ def verify(
     reference: Optional[Language] = None,
     min_recall: float = DEFAULT_MIN_RECALL,
     round_trip: Union[bool, str, Path] = True,
+    retention: Optional[List[Example]] = None,
 ) -> VerificationReport:
     """Check a trained pipeline: are the given entities recognized, does the pipeline predict
     the same after `to_disk` and `spacy.load`, and did training leave the other components alone?
@@ -225,6 +229,8 @@ def verify(
         min_recall (float): overall recall that `report.ok` requires.
         round_trip (Union[bool, str, Path]): reload the pipeline and compare its predictions:
             True saves it to a temporary directory first; a path names a copy already saved.
+        retention (Optional[List[Example]]): the original pipeline's predictions on held-back
+            text (`TrainResult.retention_examples`): agreement per old label is reported.
     RETURNS (VerificationReport): the report.
     """
     examples = list(to_examples(nlp, examples))
@@ -233,6 +239,10 @@ def verify(
         saved = None if round_trip is True else Path(round_trip)
         diffs = _round_trip(nlp, predict(nlp, examples), saved)
         report.round_trip_ok, report.round_trip_diffs = not diffs, diffs
+    if retention:
+        labels = {ent.label_ for eg in retention for ent in eg.reference.ents}
+        per_label = evaluate(nlp, retention).per_label
+        report.retention = {label: s for label, s in per_label.items() if label in labels}
     if reference is not None:
         diffs = _component_diffs(nlp, reference, examples)
         report.components_ok, report.component_diffs = not diffs, diffs
