@@ -52,7 +52,8 @@ def _fails_cleanly(command: Callable) -> Callable:
         except (ValueError, OSError, KeyError, RuntimeError) as err:
             if kwargs.get("verbose"):
                 traceback.print_exc()
-            msg.fail(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+            # One line, never wrapped: file:line stays whole.
+            print("✘ " + (str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__))
             raise typer.Exit(2)
 
     return wrapper

@@ -7,19 +7,11 @@ import spacy
 from spacy.cli.init_config import init_config
 from thinc.api import Config
 
-from .loop import DEFAULT_BUFFER_SIZE, DEFAULT_DROPOUT
+from .loop import DEFAULT_BUFFER_SIZE, DEFAULT_DROPOUT, listened_by
 
 
 def _reader(path: str) -> Dict[str, Any]:
     return {"@readers": "spacy-ner-trainer.NerCorpus.v1", "path": path}
-
-
-def _listened_by_ner(nlp: spacy.language.Language) -> Optional[str]:
-    """The component (tok2vec, transformer) whose output `ner` listens to, if any."""
-    for name, component in nlp.pipeline:
-        if "ner" in getattr(component, "listener_map", {}):
-            return name
-    return None
 
 
 def _sourced_config(model: str) -> Tuple[Config, bool]:
@@ -29,7 +21,7 @@ def _sourced_config(model: str) -> Tuple[Config, bool]:
     pipeline = list(nlp.pipe_names)
     components: Dict[str, Any] = {name: {"source": model} for name in pipeline}
     if "ner" in pipeline:
-        if _listened_by_ner(nlp):
+        if listened_by(nlp, "ner"):
             # ner gets its own copy of the shared layer: training it leaves the others alone.
             components["ner"]["replace_listeners"] = ["model.tok2vec"]
     else:

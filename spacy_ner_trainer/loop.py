@@ -154,6 +154,9 @@ def train(
         rehearse_ratio (float): silver examples per training example in every epoch.
     RETURNS (TrainResult): losses and dev scores per epoch, labels, words/s.
     """
+    if buffer_size > 0 and not isinstance(train_data, (str, Path, list, tuple)) and not callable(train_data):
+        raise ValueError("streamed training data is read once an epoch: pass a path, a list or a "
+                         "corpus callable such as NerCorpus(path), not a one-shot iterator")
     fix_random_seed(seed)
     rng = random.Random(seed)
     if buffer_size <= 0:
@@ -226,10 +229,17 @@ def _prepare_ner(nlp: Language) -> Tuple[Any, bool]:
     if "ner" not in nlp.pipe_names:
         return nlp.add_pipe("ner", last=True), False
     ner = nlp.get_pipe("ner")
-    tok2vec = ner.model.get_ref("tok2vec") if ner.model.has_ref("tok2vec") else None
-    upstream = getattr(tok2vec, "upstream_name", None)
-    if upstream and upstream in nlp.pipe_names:
+    upstream = listened_by(nlp, "ner")
+    if upstream is not None:
         # Training through a listener would change the shared tok2vec/transformer and with it
         # every other component's output: give ner its own copy instead.
         nlp.replace_listeners(upstream, "ner", ["model.tok2vec"])
     return ner, bool(ner.move_names)
+
+
+def listened_by(nlp: Language, name: str) -> Optional[str]:
+    """The component (tok2vec, transformer) whose output component `name` listens to."""
+    for upstream, component in nlp.pipeline:
+        if name in getattr(component, "listening_components", []):
+            return upstream
+    return None

@@ -1,0 +1,440 @@
+"""train(): the data it takes, what it returns, the recipe's result, determinism, and that
+training ner leaves the other components of a pipeline with a shared tok2vec alone."""
+import json
+
+import pytest
+import spacy
+from spacy.training import Example
+from spacy.util import compounding, registry
+from thinc.api import Config
+
+import spacy_ner_trainer
+from spacy_ner_trainer import NerCorpus, TrainResult, shuffled_batches_v1, train, verify
+from pipelines import (
+    HELD_TEXTS,
+    NEW_NER_DATA,
+    RECIPE_DATA,
+    RECIPE_ENTS,
+    conll_counts,
+    ents,
+    ncbi_path,
+    recipe_trained,
+    saved_base,
+    syntax_view,
+)
+
+ALL_DATA = RECIPE_DATA + NEW_NER_DATA
+
+
+def gold_counts(data):
+    counts = {}
+    for _, annotations in data:
+        for _, _, label in annotations["entities"]:
+            counts[label] = counts.get(label, 0) + 1
+    return counts
+
+
+def predicted_spans(nlp, texts):
+    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+
+
+def gold_spans(data):
+    return [sorted(tuple(e) for e in annotations["entities"]) for _, annotations in data]
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    return recipe_trained(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def base_path(tmp_path_factory):
+    """tok2vec + tagger + parser; tagger and parser listen to tok2vec."""
+    return saved_base(False, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def base_ner_path(tmp_path_factory):
+    """tok2vec + tagger + parser + ner; all three listen to tok2vec."""
+    return saved_base(True, tmp_path_factory)
+
+
+# The recipe
+
+
+def test_recipe_sentences_recognized_after_training(recipe):
+    nlp, result, _ = recipe
+    assert nlp.pipe_names == ["ner"]
+    assert isinstance(result, TrainResult)
+    assert not result.resumed
+    assert len(result.losses) == 100
+    for text, expected in RECIPE_ENTS.items():
+        assert ents(nlp(text)) == expected
+
+
+def test_recipe_sentences_recognized_after_reload(recipe):
+    _, _, path = recipe
+    reloaded = spacy.load(path)
+    assert reloaded.pipe_names == ["ner"]
+    assert set(reloaded.get_pipe("ner").labels) == {"PERSON", "LOC"}
+    for text, expected in RECIPE_ENTS.items():
+        assert ents(reloaded(text)) == expected
+
+
+def test_recipe_result_counts_labels_and_words(recipe):
+    _, result, _ = recipe
+    assert result.labels == gold_counts(RECIPE_DATA)
+    words = sum(len(spacy.blank("en")(text)) for text, _ in RECIPE_DATA)
+    assert result.n_words == 100 * words
+    # The loss falls: the last epochs are far below the first.
+    assert sum(result.losses[-10:]) < 0.1 * sum(result.losses[:10])
+    as_dict = result.to_dict()
+    json.dumps(as_dict)
+    assert as_dict["labels"] == result.labels and as_dict["losses"] == result.losses
+
+
+# What train() takes
+
+
+def test_adds_ner_and_collects_labels_from_seed_tuples():
+    nlp = spacy.blank("en")
+    result = train(nlp, ALL_DATA, n_iter=25, dropout=0.2, seed=0)
+    assert nlp.pipe_names == ["ner"]
+    assert result.labels == gold_counts(ALL_DATA)
+    assert set(nlp.get_pipe("ner").labels) == set(gold_counts(ALL_DATA))
+    assert predicted_spans(nlp, [t for t, _ in ALL_DATA]) == gold_spans(ALL_DATA)
+
+
+def test_takes_examples():
+    nlp = spacy.blank("en")
+    examples = [Example.from_dict(nlp.make_doc(text), ann) for text, ann in ALL_DATA]
+    result = train(nlp, examples, n_iter=25, seed=0)
+    assert result.labels == gold_counts(ALL_DATA)
+    assert predicted_spans(nlp, [t for t, _ in ALL_DATA]) == gold_spans(ALL_DATA)
+
+
+def test_takes_examples_and_tuples_alike():
+    # The same data as Examples and as seed tuples trains the same model.
+    a, b = spacy.blank("en"), spacy.blank("en")
+    result_a = train(a, ALL_DATA, n_iter=5, seed=3)
+    result_b = train(b, [Example.from_dict(b.make_doc(t), ann) for t, ann in ALL_DATA], n_iter=5, seed=3)
+    assert result_a.losses == result_b.losses
+
+
+def registered_corpus(path):
+    return registry.readers.get("spacy-ner-trainer.NerCorpus.v1")(path)
+
+
+@pytest.mark.parametrize("as_type", [str, lambda p: p, NerCorpus, registered_corpus],
+                         ids=["str", "Path", "NerCorpus", "NerCorpus.v1"])
+def test_takes_a_path_or_a_corpus(tmp_path, as_type):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps([t, ann]) + "\n" for t, ann in ALL_DATA), encoding="utf8")
+    nlp = spacy.blank("en")
+    result = train(nlp, as_type(path), n_iter=25, seed=0)
+    assert result.labels == gold_counts(ALL_DATA)
+    assert predicted_spans(nlp, [t for t, _ in ALL_DATA]) == gold_spans(ALL_DATA)
+
+
+def test_no_entities_is_an_error():
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError):
+        train(nlp, [("No entities here.", {"entities": []})], n_iter=1)
+
+
+def test_bad_span_names_the_record():
+    nlp = spacy.blank("en")
+    data = RECIPE_DATA + [("I like London.", {"entities": [(7, 12, "LOC")]})]
+    with pytest.raises(spacy_ner_trainer.NerDataError) as info:
+        train(nlp, data, n_iter=1)
+    assert info.value.line == 3
+
+
+# Epochs, dev scores, on_epoch
+
+
+@pytest.fixture(scope="module")
+def ncbi():
+    train_path, dev_path = ncbi_path("train"), ncbi_path("devel")
+    if train_path is None or dev_path is None:
+        pytest.skip("the NCBI-disease corpus is not available under shared/data/ncbi-disease")
+    return train_path, dev_path
+
+
+@pytest.mark.parametrize("buffer_size", [0, 16], ids=["in-memory", "streamed"])
+def test_real_corpus_with_dev_scores_and_on_epoch(ncbi, buffer_size):
+    train_path, dev_path = ncbi
+    n_train, n_dev = 60, 30
+    _, train_tokens, train_ents = conll_counts(train_path, n_train)
+    calls = []
+    nlp = spacy.blank("en")
+    result = train(
+        nlp,
+        NerCorpus(train_path, limit=n_train),
+        dev_data=NerCorpus(dev_path, limit=n_dev),
+        n_iter=3,
+        dropout=0.2,
+        batch_size=8,
+        seed=0,
+        buffer_size=buffer_size,
+        on_epoch=lambda epoch, loss, scores: calls.append((epoch, loss, scores)),
+    )
+    assert result.labels == train_ents
+    # Every epoch saw every training example exactly once (also through the shuffle buffer).
+    assert result.n_words == 3 * train_tokens
+    assert len(result.losses) == 3 and all(loss > 0 for loss in result.losses)
+    assert len(result.scores) == 3
+    assert [c[0] for c in calls] == [0, 1, 2]
+    assert [c[1] for c in calls] == result.losses
+    assert [c[2] for c in calls] == result.scores
+    for scores in result.scores:
+        for key in ("ents_p", "ents_r", "ents_f"):
+            assert 0.0 <= scores[key] <= 1.0
+    # The last epoch's scores are what verify finds on the same dev data.
+    report = verify(nlp, NerCorpus(dev_path, limit=n_dev), min_recall=0.0, round_trip=False)
+    assert report.n_examples == n_dev
+    assert result.scores[-1]["ents_r"] == pytest.approx(report.recall)
+    assert result.scores[-1]["ents_p"] == pytest.approx(report.precision)
+
+
+def test_no_dev_data_no_scores():
+    calls = []
+    result = train(spacy.blank("en"), RECIPE_DATA, n_iter=4, seed=0,
+                   on_epoch=lambda *args: calls.append(args))
+    assert result.scores == []
+    assert len(calls) == 4 == len(result.losses)
+    assert [(epoch, scores) for epoch, _, scores in calls] == [(i, None) for i in range(4)]
+
+
+# Resuming
+
+
+def test_existing_ner_resumes_and_gains_new_labels(recipe):
+    _, _, path = recipe
+    nlp = spacy.load(path)
+    ner = nlp.get_pipe("ner")
+    assert set(ner.labels) == {"PERSON", "LOC"}
+    result = train(nlp, ALL_DATA, n_iter=25, seed=0)
+    assert result.resumed
+    assert nlp.pipe_names == ["ner"]
+    assert set(ner.labels) == {"PERSON", "LOC", "FRUIT", "GPE"}
+    assert predicted_spans(nlp, [t for t, _ in ALL_DATA]) == gold_spans(ALL_DATA)
+
+
+def test_resumed_training_keeps_the_weights(recipe):
+    # Resuming starts from the trained model: one epoch at dropout 0 on the data it already
+    # knows costs (almost) nothing, whereas a new ner starts with a large loss.
+    _, recipe_result, path = recipe
+    nlp = spacy.load(path)
+    resumed = train(nlp, RECIPE_DATA, n_iter=1, dropout=0.0, seed=0)
+    fresh = train(spacy.blank("en"), RECIPE_DATA, n_iter=1, dropout=0.0, seed=0)
+    assert resumed.resumed and not fresh.resumed
+    assert resumed.losses[0] < 0.1 * fresh.losses[0]
+
+
+# Determinism
+
+
+def run_seeded(seed, n_iter=8):
+    nlp = spacy.blank("en")
+    result = train(nlp, ALL_DATA, n_iter=n_iter, dropout=0.5, seed=seed)
+    texts = [t for t, _ in ALL_DATA] + HELD_TEXTS
+    # Scores, not just entities: identical weights give identical scores.
+    docs = list(nlp.pipe(texts))
+    return result.losses, [[(e.start, e.end, e.label_) for e in d.ents] for d in docs], nlp
+
+
+def test_same_seed_same_model():
+    losses_a, ents_a, nlp_a = run_seeded(0)
+    losses_b, ents_b, nlp_b = run_seeded(0)
+    assert losses_a == losses_b
+    assert ents_a == ents_b
+    assert nlp_a.get_pipe("ner").to_bytes() == nlp_b.get_pipe("ner").to_bytes()
+
+
+def test_different_seed_different_losses():
+    losses_a, _, _ = run_seeded(0)
+    losses_b, _, _ = run_seeded(1)
+    assert losses_a != losses_b
+
+
+# A pipeline whose tagger and parser listen to a shared tok2vec
+
+
+def check_syntax_is_meaningful(view):
+    # The base pipeline must predict something, or "unchanged" would prove nothing.
+    tags = {t[1] for doc in view for t in doc}
+    deps = {t[2] for doc in view for t in doc}
+    assert {"NNP", "VBZ"} <= tags and len(tags) >= 4
+    assert "ROOT" in deps and len(deps) >= 3
+
+
+def test_base_pipeline_listens(base_path, base_ner_path):
+    nlp = spacy.load(base_path)
+    assert nlp.pipe_names == ["tok2vec", "tagger", "parser"]
+    assert set(nlp.get_pipe("tok2vec").listening_components) == {"tagger", "parser"}
+    check_syntax_is_meaningful(syntax_view(nlp))
+    nlp = spacy.load(base_ner_path)
+    assert nlp.pipe_names == ["tok2vec", "tagger", "parser", "ner"]
+    assert set(nlp.get_pipe("tok2vec").listening_components) == {"tagger", "parser", "ner"}
+
+
+def test_new_ner_leaves_listening_tagger_and_parser_unchanged(base_path, tmp_path):
+    nlp = spacy.load(base_path)
+    before = syntax_view(nlp)
+    result = train(nlp, NEW_NER_DATA, n_iter=20, seed=0)
+    assert not result.resumed
+    assert nlp.pipe_names == ["tok2vec", "tagger", "parser", "ner"]
+    assert syntax_view(nlp) == before
+    assert predicted_spans(nlp, [t for t, _ in NEW_NER_DATA]) == gold_spans(NEW_NER_DATA)
+    # And so after saving and loading.
+    nlp.to_disk(tmp_path / "trained")
+    reloaded = spacy.load(tmp_path / "trained")
+    assert syntax_view(reloaded) == before
+    assert predicted_spans(reloaded, [t for t, _ in NEW_NER_DATA]) == gold_spans(NEW_NER_DATA)
+    report = verify(nlp, NEW_NER_DATA, reference=spacy.load(base_path))
+    assert report.components_ok is True
+    assert report.component_diffs == []
+    assert report.round_trip_ok is True
+    assert report.ok
+
+
+def test_resumed_listening_ner_leaves_tagger_and_parser_unchanged(base_ner_path, tmp_path):
+    nlp = spacy.load(base_ner_path)
+    before = syntax_view(nlp)
+    result = train(nlp, NEW_NER_DATA, n_iter=20, seed=0)
+    assert result.resumed
+    assert syntax_view(nlp) == before
+    # ner still works, and has learnt the new label.
+    assert "FRUIT" in nlp.get_pipe("ner").labels
+    assert predicted_spans(nlp, [t for t, _ in NEW_NER_DATA]) == gold_spans(NEW_NER_DATA)
+    nlp.to_disk(tmp_path / "trained")
+    reloaded = spacy.load(tmp_path / "trained")
+    assert syntax_view(reloaded) == before
+    assert predicted_spans(reloaded, [t for t, _ in NEW_NER_DATA]) == gold_spans(NEW_NER_DATA)
+    report = verify(nlp, NEW_NER_DATA, reference=spacy.load(base_ner_path))
+    assert report.components_ok is True
+    assert report.round_trip_ok is True
+    assert report.ok
+
+
+def test_verify_catches_a_changed_tagger(base_path):
+    nlp = spacy.load(base_path)
+    train(nlp, NEW_NER_DATA, n_iter=10, seed=0)
+    reference = spacy.load(base_path)
+    texts = [t for t, _ in NEW_NER_DATA]
+    # Deliberately change the tagger: teach it that every token is an adjective.
+    docs = [nlp.make_doc(t) for t in texts]
+    wrong = [Example.from_dict(d, {"tags": ["JJ"] * len(d)}) for d in docs]
+    with nlp.select_pipes(enable=["tok2vec", "tagger"]):
+        optimizer = nlp.resume_training()
+        for _ in range(10):
+            nlp.update(wrong, sgd=optimizer)
+    assert syntax_view(nlp, texts) != syntax_view(reference, texts)  # the change shows
+    report = verify(nlp, NEW_NER_DATA, reference=reference, min_recall=0.0)
+    assert report.components_ok is False
+    assert report.component_diffs
+    assert {d["text"] for d in report.component_diffs} <= set(texts)
+    assert not report.ok
+    assert report.to_dict()["components_ok"] is False
+
+
+# The registered batcher, spacy-ner-trainer.shuffled_batches.v1
+
+BATCHER_CONFIG = """
+[batcher]
+@batchers = "spacy-ner-trainer.shuffled_batches.v1"
+buffer_size = {buffer_size}
+seed = {seed}
+
+[batcher.size]
+@schedules = "compounding.v1"
+start = 4
+stop = 32
+compound = 1.5
+"""
+
+
+def make_batcher(buffer_size, seed=0):
+    """The batcher as spaCy resolves it from a [training.batcher] block."""
+    config = Config().from_str(BATCHER_CONFIG.format(buffer_size=buffer_size, seed=seed))
+    return registry.resolve(config)["batcher"]
+
+
+def schedule_sizes(n):
+    """The batch sizes compounding(4, 32, 1.5) gives for n items: the last one takes the rest."""
+    sizes = []
+    for size in compounding(4.0, 32.0, 1.5):
+        if n <= 0:
+            return sizes
+        sizes.append(min(int(size), n))
+        n -= sizes[-1]
+
+
+def flat(batches):
+    return [item for batch in batches for item in batch]
+
+
+@pytest.mark.parametrize("buffer_size", [0, 10, 100, 1000])
+def test_batcher_yields_every_item_once_per_call(buffer_size):
+    items = list(range(100))
+    batcher = make_batcher(buffer_size)
+    first = list(batcher(items))
+    assert [len(b) for b in first] == schedule_sizes(100)
+    assert len(first[0]) == 4 and len(first[1]) == 6
+    assert sorted(flat(first)) == items
+    assert flat(first) != items  # shuffled
+    second = list(batcher(iter(items)))
+    assert sorted(flat(second)) == items
+    assert flat(second) != flat(first)  # shuffled anew every epoch
+
+
+@pytest.mark.parametrize("buffer_size", [0, 10])
+def test_batcher_is_reproducible(buffer_size):
+    items = list(range(100))
+    a, b, c = make_batcher(buffer_size, seed=3), make_batcher(buffer_size, seed=3), make_batcher(buffer_size, seed=4)
+    epochs_a = [list(a(items)) for _ in range(2)]
+    epochs_b = [list(b(items)) for _ in range(2)]
+    assert epochs_a == epochs_b
+    assert flat(list(c(items))) != flat(epochs_a[0])
+
+
+def test_batcher_default_size_starts_at_4():
+    batches = list(shuffled_batches_v1(buffer_size=0, seed=0)(list(range(50))))
+    assert len(batches[0]) == 4
+    assert sorted(flat(batches)) == list(range(50))
+
+
+def test_batcher_streams_through_its_buffer():
+    buffer_size, total = 16, 1000
+    consumed = 0
+
+    def stream():
+        nonlocal consumed
+        for i in range(total):
+            consumed += 1
+            yield i
+
+    batches = iter(make_batcher(buffer_size)(stream()))
+    first = next(batches)
+    assert len(first) == 4
+    # Only the buffer and the batch were read; the rest of the stream is untouched.
+    assert consumed <= buffer_size + len(first)
+    rest = flat(batches)
+    assert consumed == total
+    assert sorted(first + rest) == list(range(total))
+    assert first + rest != list(range(total))
+
+
+def test_batcher_without_buffer_reads_the_whole_epoch():
+    # buffer_size = 0 shuffles the whole epoch in memory, as documented.
+    consumed = 0
+
+    def stream():
+        nonlocal consumed
+        for i in range(100):
+            consumed += 1
+            yield i
+
+    first = next(iter(make_batcher(0)(stream())))
+    assert len(first) == 4 and consumed == 100
