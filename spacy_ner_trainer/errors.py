@@ -62,8 +62,9 @@ class ChangeLog:
         return lines
 
     def report(self, source: str) -> None:
-        for line in self.summary():
-            logger.warning("%s: %s", source, line)
+        """One warning for the whole pass, however many kinds of change it made."""
+        if self:
+            logger.warning("%s: the reader changed the data: %s", source, " | ".join(self.summary()))
 
     def __bool__(self) -> bool:
         return bool(self.counts)

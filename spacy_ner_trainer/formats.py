@@ -1,5 +1,6 @@
 """Parse NER files (seed tuples, span JSONL, CoNLL/IOB, DocBin) into located records, streaming."""
 import json
+from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
@@ -131,8 +132,8 @@ def _iter_json(path: Path, want: Optional[str], log: ChangeLog) -> Iterator[Reco
     else:
         raise NerDataError("the file is empty; expected JSON or JSONL records", path)
     try:
-        first = srsly.json_loads(line)
-    except ValueError:
+        first = _loads(line)
+    except (ValueError, RecursionError):
         first = None
     if isinstance(first, dict) or (
         isinstance(first, list) and len(first) == 2 and isinstance(first[0], str)
@@ -162,12 +163,19 @@ def _iter_jsonl(
         if not line.strip():
             continue
         try:
-            obj = srsly.json_loads(line)
-        except ValueError as err:
+            obj = _loads(line)
+        except (ValueError, RecursionError) as err:
             raise NerDataError(
                 f"invalid JSON ({err}) in {_clip(line)}; each line must hold one record", path, lineno
             ) from None
         yield lineno, obj
+
+
+def _loads(line: str) -> object:
+    try:
+        return srsly.json_loads(line)  # ujson: fast, but no integers beyond 64 bits
+    except ValueError:
+        return json.loads(line)
 
 
 def _iter_json_array(
@@ -175,14 +183,15 @@ def _iter_json_array(
 ) -> Iterator[Tuple[int, object]]:
     """The elements of a top-level JSON array, decoded one at a time from a rolling buffer."""
     decoder = json.JSONDecoder()
-    buf, base, pos = line + "\n", lineno, 0  # base: the line number of buf[0]
+    buf, pos = line + "\n", 0
+    mark, base = 0, lineno  # newlines are counted up to buf[mark], which is on line `base`
 
     def more() -> bool:
+        # A few lines at a time, so a pretty-printed element is not re-decoded line by line.
         nonlocal buf
-        for _, next_line in lines:
-            buf += next_line + "\n"
-            return True
-        return False
+        chunk = [next_line for _, next_line in islice(lines, 64)]
+        buf += "".join(next_line + "\n" for next_line in chunk)
+        return bool(chunk)
 
     def peek() -> str:
         nonlocal pos
@@ -194,13 +203,12 @@ def _iter_json_array(
             if not more():
                 return ""
 
+    def line_of(at: int) -> int:
+        return base + buf.count("\n", mark, at)
+
     def error(message: str, at: int) -> NerDataError:
-        line_start = buf.rfind("\n", 0, at) + 1
-        return NerDataError(
-            f"invalid JSON: {message} at column {at - line_start + 1}",
-            path,
-            base + buf.count("\n", 0, at),
-        )
+        column = at - (buf.rfind("\n", 0, at) + 1) + 1
+        return NerDataError(f"invalid JSON: {message} at column {column}", path, line_of(at))
 
     if peek() != "[":
         raise error("expected a JSON array '[' or one JSON record per line", pos)
@@ -227,9 +235,13 @@ def _iter_json_array(
                 incomplete = err.pos >= len(buf.rstrip()) or err.msg.startswith("Unterminated")
                 if not (incomplete and more()):
                     raise error(err.msg, err.pos) from None
-        yield base + buf.count("\n", 0, pos), obj
-        base += buf.count("\n", 0, end)
-        buf, pos = buf[end:], 0
+            except RecursionError:
+                raise error("the value is nested too deeply", pos) from None
+        base, mark = line_of(pos), pos
+        yield base, obj
+        pos = end
+        if mark > 1 << 13:  # drop what was read now and then, not after every element
+            buf, pos, mark = buf[mark:], pos - mark, 0
     if peek() != "":
         raise error("unexpected content after the closing ']'", pos)
 
@@ -265,7 +277,17 @@ def parse_record(obj: object, want: Optional[str], path: Path, line: int) -> Opt
         raise NerDataError(f"expected {shape}, got {_clip(obj)}", path, line)
     if not isinstance(entities, list):
         raise NerDataError(f"the entities must be a list, got {_clip(entities)}", path, line)
+    _check_encodable(text, path, line)
     return Record(str(path), line, text=text, spans=[_parse_span(e, text, path, line) for e in entities])
+
+
+def _check_encodable(text: str, path: Path, line: int) -> None:
+    try:
+        text.encode("utf8")
+    except UnicodeEncodeError as err:
+        raise NerDataError(
+            f"the text holds a lone surrogate escape ({text[err.start]!r} at character {err.start}), "
+            "which is not text; fix the writer that produced it", path, line) from None
 
 
 def _parse_span(entity: object, text: str, path: Path, line: int) -> Span:
@@ -285,6 +307,7 @@ def _parse_span(entity: object, text: str, path: Path, line: int) -> Span:
         )
     if not isinstance(label, str) or not label:
         raise NerDataError(f"span [{start}, {end}]: the label must be a non-empty string", path, line)
+    _check_encodable(label, path, line)
     if start < 0 or end > len(text):
         raise NerDataError(
             f"span [{start}, {end}] {label} is out of range for a text of {len(text)} characters; "
@@ -446,5 +469,12 @@ def _iter_docbin(path: Path, vocab: Vocab) -> Iterator[Record]:
         ) from None
     if not len(doc_bin):
         raise NerDataError("the DocBin holds no documents", path)
-    for i, doc in enumerate(doc_bin.get_docs(vocab), 1):
+    docs = doc_bin.get_docs(vocab)
+    for i in range(1, len(doc_bin) + 1):
+        try:
+            doc = next(docs)
+        except Exception as err:  # a damaged DocBin fails while its docs are rebuilt
+            raise NerDataError(
+                f"document {i} cannot be rebuilt ({type(err).__name__}: {err}); write the file again "
+                "with DocBin.to_disk", path, i) from None
         yield Record(str(path), i, doc=doc, spans=[(e.start, e.end, e.label_) for e in doc.ents])

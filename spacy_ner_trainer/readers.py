@@ -140,7 +140,9 @@ class NerCorpus:
     def _docbin_example(self, record: Record) -> Example:
         doc = record.doc
         if self.label_map or self.labels is not None:
-            doc.ents = [Span(doc, s, e, label) for s, e, label in record.spans]
+            missing = [doc[t.i: t.i + 1] for t in doc if t.ent_iob == 0]
+            doc.set_ents([Span(doc, s, e, label) for s, e, label in record.spans],
+                         missing=missing, default="outside")
         words = [t.text for t in doc]
         spaces = [bool(t.whitespace_) for t in doc]
         return Example(Doc(doc.vocab, words=words, spaces=spaces), doc)
