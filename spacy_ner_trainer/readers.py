@@ -143,9 +143,7 @@ class NerCorpus:
             missing = [doc[t.i: t.i + 1] for t in doc if t.ent_iob == 0]
             doc.set_ents([Span(doc, s, e, label) for s, e, label in record.spans],
                          missing=missing, default="outside")
-        words = [t.text for t in doc]
-        spaces = [bool(t.whitespace_) for t in doc]
-        return Example(Doc(doc.vocab, words=words, spaces=spaces), doc)
+        return Example(same_tokens(doc.vocab, doc), doc)
 
     def _split_long(self, example: Example, record: Record, log: ChangeLog) -> Iterator[Example]:
         reference = example.reference
@@ -153,12 +151,15 @@ class NerCorpus:
             yield example
         elif reference.has_annotation("SENT_START"):
             for sent in reference.sents:
-                if len(sent) < self.max_length:
+                if len(sent) >= self.max_length:
+                    log.add(f"sentences of max_length={self.max_length} tokens or more skipped",
+                            record.path, record.line)
+                elif len(sent):
                     sent_doc = sent.as_doc()
-                    yield Example(Doc(sent_doc.vocab, words=[t.text for t in sent_doc],
-                                      spaces=[bool(t.whitespace_) for t in sent_doc]), sent_doc)
+                    yield Example(same_tokens(sent_doc.vocab, sent_doc), sent_doc)
         else:
             log.add(f"examples of max_length={self.max_length} tokens or more skipped", record.path, record.line)
+
 
 class Aligner:
     """Turns character spans into token spans over `nlp`'s tokenization, under the policies."""
@@ -267,6 +268,11 @@ class Aligner:
                 log.add("overlapping spans skipped, their tokens left unannotated",
                         record.path, record.line, where)
         return kept
+
+
+def same_tokens(vocab: Vocab, doc: Doc) -> Doc:
+    """A new, unannotated Doc with `doc`'s tokens: to predict on, never re-tokenized."""
+    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
 
 
 def _example(vocab: Vocab, words: List[str], spaces: Optional[List[bool]],

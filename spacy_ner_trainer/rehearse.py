@@ -6,12 +6,13 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 import spacy
 import srsly
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Span
 from spacy.training import Example
 
 from .errors import NerDataError, logger
 from .formats import list_files
 from .labels import collect_labels
+from .readers import same_tokens
 
 BATCH_SIZE = 256
 
@@ -46,10 +47,6 @@ def read_texts(path: Union[str, Path]) -> Iterator[str]:
                 yield line
 
 
-def _fresh(nlp: Language, doc: Doc) -> Doc:
-    return Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
-
-
 class Rehearsal:
     """What the original pipeline knows, kept to be taught again while `ner` learns new labels.
 
@@ -75,7 +72,7 @@ class Rehearsal:
             keys = [tuple(t.text for t in eg.reference) for eg in batch]
             todo = [(key, eg) for key, eg in zip(keys, batch) if key not in self._cache]
             if todo:
-                docs = self.original.pipe([_fresh(self.original, eg.reference) for _, eg in todo])
+                docs = self.original.pipe([same_tokens(self.original.vocab, eg.reference) for _, eg in todo])
                 for (key, _), doc in zip(todo, docs):
                     self._cache[key] = [(e.start, e.end, e.label_) for e in doc.ents if e.label_ in self.old_labels]
             for key, eg in zip(keys, batch):
@@ -92,8 +89,7 @@ class Rehearsal:
         added = [(start, end, label) for start, end, label in predicted if not any(taken[start:end])]
         if not added:
             return eg
-        merged = Doc(reference.vocab, words=[t.text for t in reference],
-                     spaces=[bool(t.whitespace_) for t in reference])
+        merged = same_tokens(reference.vocab, reference)
         gold = [(e.start, e.end, e.label_) for e in reference.ents]
         merged.set_ents([Span(merged, start, end, label) for start, end, label in [*gold, *added]],
                         missing=[merged[t.i: t.i + 1] for t in reference if t.ent_iob == 0],
@@ -104,9 +100,9 @@ class Rehearsal:
         """Silver examples: the original's old-label predictions on raw texts."""
         out = []
         for doc in self.original.pipe(texts, batch_size=BATCH_SIZE):
-            silver = _fresh(self.original, doc)
+            silver = same_tokens(self.original.vocab, doc)
             silver.ents = [Span(silver, e.start, e.end, e.label_) for e in doc.ents if e.label_ in self.old_labels]
-            out.append(Example(_fresh(self.original, doc), silver))
+            out.append(Example(same_tokens(self.original.vocab, doc), silver))
         return out
 
 

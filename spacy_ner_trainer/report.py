@@ -1,6 +1,6 @@
 """A self-contained HTML report: per-label table, confusion, mismatches in displaCy, training curves."""
 import html
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from spacy import displacy
 

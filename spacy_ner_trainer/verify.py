@@ -14,7 +14,7 @@ from spacy.util import resolve_dot_names
 from wasabi import msg, table
 
 from .errors import logger
-from .readers import to_examples
+from .readers import same_tokens, to_examples
 
 DEFAULT_MIN_RECALL = 0.8
 MAX_LISTED = 50  # differences kept in a report
@@ -98,10 +98,7 @@ class VerificationReport:
 
 def _fresh(nlp: Language, examples: List[Example]) -> List[Doc]:
     # New docs over the reference tokens, so no earlier prediction leaks into this one.
-    return [
-        Doc(nlp.vocab, words=[t.text for t in eg.predicted], spaces=[bool(t.whitespace_) for t in eg.predicted])
-        for eg in examples
-    ]
+    return [same_tokens(nlp.vocab, eg.predicted) for eg in examples]
 
 
 def predict(nlp: Language, examples: List[Example], batch_size: int = 256) -> List[Example]:
