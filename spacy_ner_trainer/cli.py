@@ -277,15 +277,9 @@ def evaluate_cli(
     nlp = spacy.load(model)
     report = verify(nlp, _read(data, nlp, format, quiet), min_recall=0.0, round_trip=False)
     _show_report(str(data), report)
-    evaluation = report.evaluation
-    rows = []
-    for label in sorted(set(evaluation.confusion) | set(evaluation.spurious)):
-        row = evaluation.confusion.get(label, {"found": 0, "missed": 0, "boundary": 0, "wrong_label": {}})
-        wrong = ", ".join(f"{other} {n}" for other, n in sorted(row["wrong_label"].items())) or "0"
-        rows.append((label, row["found"], row["missed"], row["boundary"], wrong, evaluation.spurious.get(label, 0)))
     msg.divider("Confusion")
-    print(table(rows, header=("gold label", "found", "missed", "boundary", "as other label", "spurious"),
-                divider=True))
+    print(table(report.evaluation.confusion_rows(), divider=True,
+                header=("gold label", "found", "missed", "boundary", "as other label", "spurious")))
     if json_path is not None:
         data_out = {k: v for k, v in report.to_dict().items() if k not in ("round_trip_ok", "round_trip_diffs",
                                                                         "components_ok", "component_diffs", "ok", "min_recall")}

@@ -39,26 +39,12 @@ def _table(header: Sequence[str], rows: List[Sequence[Any]]) -> str:
 
 
 def _score_table(evaluation: Evaluation) -> str:
-    rows = [
-        (label, f"{s['p']:.3f}", f"{s['r']:.3f}", f"{s['f']:.3f}", s["support"])
-        for label, s in sorted(evaluation.per_label.items())
-    ]
-    scores = evaluation.scores
-    rows.append(("ALL", f"{scores['ents_p']:.3f}", f"{scores['ents_r']:.3f}", f"{scores['ents_f']:.3f}",
-                 sum(s["support"] for s in evaluation.per_label.values())))
-    return _table(("label", "precision", "recall", "F", "support"), rows)
+    return _table(("label", "precision", "recall", "F", "support"), evaluation.score_rows())
 
 
 def _confusion_table(evaluation: Evaluation) -> str:
-    labels = sorted(set(evaluation.confusion) | set(evaluation.spurious))
-    rows = []
-    for label in labels:
-        row = evaluation.confusion.get(label, {"found": 0, "missed": 0, "boundary": 0, "wrong_label": {}})
-        wrong = ", ".join(f"{other} {n}" for other, n in sorted(row["wrong_label"].items())) or "0"
-        rows.append((label, row["found"], row["missed"], row["boundary"], wrong,
-                     evaluation.spurious.get(label, 0)))
     return _table(("gold label", "found", "missed", "wrong boundaries", "predicted as another label",
-                   "spurious predictions"), rows)
+                   "spurious predictions"), evaluation.confusion_rows())
 
 
 def _render(text: str, ents: List[List[Any]], title: str) -> str:

@@ -32,6 +32,24 @@ class Evaluation:
     confusion: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     spurious: Dict[str, int] = field(default_factory=dict)  # predicted label -> n
 
+    def score_rows(self) -> List[Tuple[str, str, str, str, int]]:
+        """(label, P, R, F, support) per label, then ALL: the table every report shows."""
+        rows = [(label, f"{s['p']:.3f}", f"{s['r']:.3f}", f"{s['f']:.3f}", s["support"])
+                for label, s in sorted(self.per_label.items())]
+        scores = self.scores
+        rows.append(("ALL", f"{scores['ents_p']:.3f}", f"{scores['ents_r']:.3f}", f"{scores['ents_f']:.3f}",
+                     sum(s["support"] for s in self.per_label.values())))
+        return rows
+
+    def confusion_rows(self) -> List[Tuple[str, int, int, int, str, int]]:
+        """(gold label, found, missed, other boundaries, predicted as other labels, spurious)."""
+        rows = []
+        for label in sorted(set(self.confusion) | set(self.spurious)):
+            row = self.confusion.get(label, {"found": 0, "missed": 0, "boundary": 0, "wrong_label": {}})
+            wrong = ", ".join(f"{other} {n}" for other, n in sorted(row["wrong_label"].items())) or "0"
+            rows.append((label, row["found"], row["missed"], row["boundary"], wrong, self.spurious.get(label, 0)))
+        return rows
+
 
 @dataclass
 class VerificationReport:
@@ -86,13 +104,7 @@ class VerificationReport:
 
     def table(self) -> str:
         """The per-label table, as printed by the CLI and the callback."""
-        rows = [
-            (label, f"{s['p']:.3f}", f"{s['r']:.3f}", f"{s['f']:.3f}", s["support"])
-            for label, s in sorted(self.per_label.items())
-        ]
-        rows.append(("ALL", f"{self.precision:.3f}", f"{self.recall:.3f}", f"{self.f:.3f}",
-                     sum(s["support"] for s in self.per_label.values())))
-        return table(rows, header=("label", "P", "R", "F", "support"), divider=True,
+        return table(self.evaluation.score_rows(), header=("label", "P", "R", "F", "support"), divider=True,
                      aligns=("l", "r", "r", "r", "r"))
 
 
