@@ -29,6 +29,7 @@ app = typer.Typer(
     help="Train and check spaCy named-entity recognizers.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # "[initialize.components.ner.labels]" in help texts is not markup
 )
 
 # The recipe's training data.

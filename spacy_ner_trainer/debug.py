@@ -55,13 +55,19 @@ def _records(path: Union[str, Path], format: str, nlp: Language, report: DataRep
     log = ChangeLog()
     for file in list_files(path):
         try:
-            yield from NerCorpus(file, format=format).records(nlp.vocab, log)
-        except NerDataError as err:
+            yield from NerCorpus(file, format=format).records(nlp.vocab, log, report.problems)
+        except NerDataError as err:  # what ends a file: broken JSON array syntax, an empty file
             report.problems.append(err)
 
 
-def _text(record: Record) -> str:
-    return " ".join(record.words) if record.words is not None else record.doc.text
+def _tokens(nlp: Language, record: Record, aligner: Aligner, log: ChangeLog) -> Tuple[tuple, frozenset]:
+    """The record's tokens and its entities over them."""
+    if record.text is not None:
+        reference = aligner.char_example(nlp, record, log).reference
+        return (tuple(t.text for t in reference),
+                frozenset((e.start, e.end, e.label_) for e in reference.ents))
+    words = record.words if record.words is not None else [t.text for t in record.doc]
+    return tuple(words), frozenset(record.spans)
 
 
 def debug_data(
@@ -85,23 +91,19 @@ def debug_data(
     """
     report = DataReport(str(path))
     aligner = Aligner(problems=report.problems)
-    seen: Dict[int, Tuple[int, str]] = {}  # hash of the text -> (hash of its spans, location)
+    seen: Dict[int, Tuple[int, str]] = {}  # hash of the tokens -> (hash of the entities, location)
     log = ChangeLog()
     for record in tqdm(_records(path, format, nlp, report), desc="debug", unit=" examples",
                        disable=not progress, leave=False):
         report.n_examples += 1
-        # Counts, duplicates and conflicts go by the annotations as given, before alignment.
-        spans = frozenset(record.spans)
-        if record.text is not None:
-            text = record.text
-            report.lengths.append(len(aligner.char_example(nlp, record, log).reference))
-        else:
-            text = _text(record)
-            report.lengths.append(len(record.words if record.words is not None else record.doc))
-        for span in spans:
+        # Label counts go by the annotations as given; duplicates and conflicts by tokens, so
+        # that the same sentence matches whichever format it came in.
+        for span in record.spans:
             report.labels[span[2]] = report.labels.get(span[2], 0) + 1
+        words, spans = _tokens(nlp, record, aligner, log)
+        report.lengths.append(len(words))
         where = f"{record.path}:{record.line}"
-        key = hash(text)
+        key = hash(words)
         if key in seen:
             report.duplicates += 1
             if seen[key][0] != hash(spans):
@@ -112,7 +114,6 @@ def debug_data(
     if dev is not None:
         for record in _records(dev, format, nlp, report):
             report.dev_examples += 1
-            text = record.text if record.text is not None else _text(record)
-            if hash(text) in seen:
+            if hash(_tokens(nlp, record, aligner, log)[0]) in seen:
                 report.dev_in_train.append(f"{record.path}:{record.line}")
     return report

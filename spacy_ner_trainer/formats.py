@@ -85,8 +85,10 @@ def iter_records(
     scheme: str = "auto",
     vocab: Optional[Vocab] = None,
     log: Optional[ChangeLog] = None,
+    problems: Optional[List[NerDataError]] = None,
 ) -> Iterator[Record]:
-    """Records of one file, in order. Raises NerDataError on bad data."""
+    """Records of one file, in order. Raises NerDataError on bad data or, given a `problems`
+    list, appends each bad record's error to it and goes on where the format allows."""
     if format not in FORMATS:
         raise NerDataError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}", path)
     if scheme not in SCHEMES:
@@ -94,9 +96,9 @@ def iter_records(
     log = log if log is not None else ChangeLog()
     kind = detect_format(path) if format == "auto" else format
     if kind in ("json", "tuples", "spans"):
-        records = _iter_json(path, None if kind == "json" else kind, log)
+        records = _iter_json(path, None if kind == "json" else kind, log, problems)
     elif kind == "conll":
-        records = _iter_conll(path, scheme, log)
+        records = _iter_conll(path, scheme, log, problems)
     else:
         records = _iter_docbin(path, vocab if vocab is not None else Vocab())
     yield from records
@@ -124,7 +126,14 @@ def _iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
 # JSON: seed tuples and span records, as a JSON array or JSONL
 
 
-def _iter_json(path: Path, want: Optional[str], log: ChangeLog) -> Iterator[Record]:
+def _report(error: NerDataError, problems: Optional[List[NerDataError]]) -> None:
+    if problems is None:
+        raise error
+    problems.append(error)
+
+
+def _iter_json(path: Path, want: Optional[str], log: ChangeLog,
+               problems: Optional[List[NerDataError]] = None) -> Iterator[Record]:
     lines = _iter_lines(path)
     for lineno, line in lines:
         if line.strip():
@@ -138,7 +147,7 @@ def _iter_json(path: Path, want: Optional[str], log: ChangeLog) -> Iterator[Reco
     if isinstance(first, dict) or (
         isinstance(first, list) and len(first) == 2 and isinstance(first[0], str)
     ):
-        objects: Iterable[Tuple[int, object]] = _iter_jsonl(path, lineno, first, lines)
+        objects: Iterable[Tuple[int, object]] = _iter_jsonl(path, lineno, first, lines, problems)
         logger.info("%s: JSONL records", path)
     else:
         objects = _iter_json_array(path, lineno, line, lines)
@@ -146,7 +155,11 @@ def _iter_json(path: Path, want: Optional[str], log: ChangeLog) -> Iterator[Reco
     n_objects = 0
     for lineno, obj in objects:
         n_objects += 1
-        record = parse_record(obj, want, path, lineno)
+        try:
+            record = parse_record(obj, want, path, lineno)
+        except NerDataError as err:
+            _report(err, problems)
+            continue
         if record is None:
             log.add('records with "answer": "reject" or "ignore" skipped', str(path), lineno)
             continue
@@ -156,7 +169,8 @@ def _iter_json(path: Path, want: Optional[str], log: ChangeLog) -> Iterator[Reco
 
 
 def _iter_jsonl(
-    path: Path, lineno: int, first: object, lines: Iterator[Tuple[int, str]]
+    path: Path, lineno: int, first: object, lines: Iterator[Tuple[int, str]],
+    problems: Optional[List[NerDataError]] = None,
 ) -> Iterator[Tuple[int, object]]:
     yield lineno, first
     for lineno, line in lines:
@@ -165,9 +179,10 @@ def _iter_jsonl(
         try:
             obj = _loads(line)
         except (ValueError, RecursionError) as err:
-            raise NerDataError(
+            _report(NerDataError(
                 f"invalid JSON ({err}) in {_clip(line)}; each line must hold one record", path, lineno
-            ) from None
+            ), problems)
+            continue
         yield lineno, obj
 
 
@@ -328,9 +343,19 @@ def _parse_span(entity: object, text: str, path: Path, line: int) -> Span:
 # CoNLL / IOB: token<space or tab>...<tag>, one token a line
 
 
-def _iter_conll(path: Path, scheme: str, log: ChangeLog) -> Iterator[Record]:
+def _iter_conll(path: Path, scheme: str, log: ChangeLog,
+                problems: Optional[List[NerDataError]] = None) -> Iterator[Record]:
     state = _Scheme(path, None if scheme == "auto" else scheme)
     n_records = 0
+
+    def sentence() -> Iterator[Record]:
+        try:
+            spans = state.decode(words, tags, lines)
+        except NerDataError as err:
+            _report(err, problems)
+            return
+        yield Record(str(path), lines[0], words=words, spans=spans)
+
     words: List[str] = []
     tags: List[str] = []
     lines: List[int] = []
@@ -339,32 +364,34 @@ def _iter_conll(path: Path, scheme: str, log: ChangeLog) -> Iterator[Record]:
         if not line or line.startswith("-DOCSTART-"):
             if words:
                 n_records += 1
-                yield Record(str(path), lines[0], words=words, spans=state.decode(words, tags, lines))
+                yield from sentence()
                 words, tags, lines = [], [], []
             continue
         cols = line.split("\t") if "\t" in line else line.split()
         if len(cols) < 2:
-            raise NerDataError(
+            _report(NerDataError(
                 f"expected a token and a tag separated by a tab or spaces, got {_clip(line)}",
                 path,
                 lineno,
-            )
+            ), problems)
+            continue
         token, tag = cols[0].strip(), cols[-1].strip()
         if not token:
             if tag != "O":
-                raise NerDataError(
+                _report(NerDataError(
                     f"an empty token is tagged {tag}, inside an entity; "
                     "give the token its text or remove the line and fix the tags around it",
                     path,
                     lineno,
-                )
+                ), problems)
+                continue
             log.add("empty or whitespace-only tokens tagged O dropped", str(path), lineno)
             continue
         words.append(token)
         tags.append(tag)
         lines.append(lineno)
     if words:
-        yield Record(str(path), lines[0], words=words, spans=state.decode(words, tags, lines))
+        yield from sentence()
     elif not n_records:
         raise NerDataError("the file holds no tokens; expected one token and tag a line", path)
 

@@ -98,10 +98,13 @@ class NerCorpus:
         self.augmenter = augmenter
         self._reported = False
 
-    def records(self, vocab: Optional[Vocab] = None, log: Optional[ChangeLog] = None) -> Iterator[Record]:
-        """The raw records of every file, labels renamed and filtered, before alignment."""
+    def records(self, vocab: Optional[Vocab] = None, log: Optional[ChangeLog] = None,
+                problems: Optional[List[NerDataError]] = None) -> Iterator[Record]:
+        """The raw records of every file, labels renamed and filtered, before alignment; with a
+        `problems` list, bad records are listed there and skipped instead of raised."""
         for file in list_files(self.path):
-            for record in iter_records(file, self.format, scheme=self.scheme, vocab=vocab, log=log):
+            for record in iter_records(file, self.format, scheme=self.scheme, vocab=vocab, log=log,
+                                       problems=problems):
                 if self.label_map or self.labels is not None:
                     record = record._replace(spans=self.relabel(record.spans))
                 yield record
@@ -277,7 +280,9 @@ def same_tokens(vocab: Vocab, doc: Doc) -> Doc:
 
 def _example(vocab: Vocab, words: List[str], spaces: Optional[List[bool]],
              spans: List[Tuple[int, int, str]], missing: List[Tuple[int, int]]) -> Example:
-    """An Example over the given words: the predicted side untokenized again, never re-tokenized."""
+    """An Example over the given words: never re-tokenized."""
+    if spaces is None:  # words joined by single spaces, none after the last
+        spaces = [True] * (len(words) - 1) + [False]
     predicted = Doc(vocab, words=words, spaces=spaces)
     return Example(predicted, _reference(vocab, words, spaces, spans, missing))
 

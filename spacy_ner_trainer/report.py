@@ -15,7 +15,6 @@ _MARKS = {
     "wrong_label": (" · wrong label", "#cba6f7"),
     "boundary": (" · boundary", "#f9e2af"),
 }
-MAX_RENDERED = 200
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em; color: #222; }
@@ -95,7 +94,7 @@ def render_html(
     title: str,
     losses: Optional[Sequence[float]] = None,
     dev_f: Optional[Sequence[Optional[float]]] = None,
-    max_examples: int = MAX_RENDERED,
+    max_examples: Optional[int] = None,
 ) -> str:
     """One self-contained page (inline CSS and SVG, nothing fetched) for a person to read.
 
@@ -104,7 +103,8 @@ def render_html(
         title (str): the page heading.
         losses (Optional[Sequence[float]]): training loss per epoch, for the chart.
         dev_f (Optional[Sequence[Optional[float]]]): dev F per epoch, for the chart.
-        max_examples (int): mismatched examples rendered; the rest are counted.
+        max_examples (Optional[int]): render at most this many mismatched examples and count
+            the rest; None renders every one.
     RETURNS (str): the HTML.
     """
     sections = [f"<h1>{html.escape(title)}</h1>",
@@ -118,15 +118,16 @@ def render_html(
         for name, color in (_MARKS[k] for k in ("found", "missed", "spurious", "wrong_label", "boundary"))
     )
     sections += ["<h2>Mismatched examples</h2>", f'<p class="legend">{legend}</p>']
-    for i, mismatch in enumerate(evaluation.mismatches[:max_examples], 1):
+    shown = evaluation.mismatches if max_examples is None else evaluation.mismatches[:max_examples]
+    for i, mismatch in enumerate(shown, 1):
         sections.append(
             f'<div class="example" id="example-{i}">'
             + _render(mismatch["text"], mismatch["gold"], f"#{i} gold")
             + _render(mismatch["text"], mismatch["predicted"], f"#{i} predicted")
             + "</div>"
         )
-    if len(evaluation.mismatches) > max_examples:
-        sections.append(f"<p>{len(evaluation.mismatches) - max_examples} more mismatched examples not shown.</p>")
+    if len(shown) < len(evaluation.mismatches):
+        sections.append(f"<p>{len(evaluation.mismatches) - len(shown)} more mismatched examples not shown.</p>")
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"

@@ -1,0 +1,206 @@
+"""`python -m spacy_ner_trainer init-config`: the config it writes uses this package's reader,
+labels reader, batcher and verify callback, and spaCy trains it unchanged, through
+`spacy.cli.train.train` and `python -m spacy train`; with `--model`, every component is
+sourced, all but `ner` frozen, and training leaves the others' output as it was."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.cli.train import train as spacy_train
+from thinc.api import Config
+
+from pipelines import NEW_NER_DATA, saved_base, syntax_view
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+STEPS = {"training.max_steps": 20, "training.eval_frequency": 10}
+DEV_DATA = [
+    ("Olga bought a mango in Oslo.", {"entities": [(0, 4, "PERSON"), (14, 19, "FRUIT"), (23, 27, "GPE")]}),
+    ("Tom likes the papaya.", {"entities": [(0, 3, "PERSON"), (14, 20, "FRUIT")]}),
+]
+DATA_LABELS = {label for _, ann in NEW_NER_DATA for *_, label in ann["entities"]}
+
+
+def run_cli(*args, cwd, module="spacy_ner_trainer"):
+    """`python -m MODULE ARGS` in `cwd`: (returncode, stdout, stderr), colours removed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600,
+    )
+    return proc.returncode, ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
+
+
+def write_tuples(path: Path, data) -> Path:
+    path.write_text("".join(json.dumps([text, ann]) + "\n" for text, ann in data), encoding="utf8")
+    return path
+
+
+def readers_in(node) -> list:
+    """Every @readers name in a (nested) config section."""
+    if not isinstance(node, dict):
+        return []
+    found = [node["@readers"]] if "@readers" in node else []
+    for value in node.values():
+        found += readers_in(value)
+    return found
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """train.jsonl and dev.jsonl in tmp_path, which is also the working directory (as for a
+    user who runs init-config and then spacy train in one folder)."""
+    write_tuples(tmp_path / "train.jsonl", NEW_NER_DATA)
+    write_tuples(tmp_path / "dev.jsonl", DEV_DATA)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def load_config(path: Path) -> Config:
+    return Config().from_disk(path, interpolate=False)
+
+
+def check_package_pieces(config: Config, train: str, dev: str) -> None:
+    assert config["paths"]["train"] == train and config["paths"]["dev"] == dev
+    for name, path_var in (("train", "${paths.train}"), ("dev", "${paths.dev}")):
+        corpus = config["corpora"][name]
+        assert "spacy-ner-trainer.NerCorpus.v1" in readers_in(corpus), corpus
+        assert path_var in json.dumps(corpus), corpus
+    assert config["training"]["batcher"]["@batchers"] == "spacy-ner-trainer.shuffled_batches.v1"
+    assert config["training"]["before_to_disk"]["@callbacks"] == "spacy-ner-trainer.verify.v1"
+    assert "ner" in config["nlp"]["pipeline"]
+
+
+def trained_meta(output: Path) -> dict:
+    meta = json.loads((output / "model-last" / "meta.json").read_text(encoding="utf8"))
+    assert "spacy_ner_trainer" in meta, "the verify callback did not run before saving"
+    return meta
+
+
+# Without --model
+
+
+def test_blank_config_trains_with_spacy_cli_train(workdir):
+    code, out, err = run_cli("init-config", "ner.cfg", "--train", "train.jsonl", "--dev", "dev.jsonl", cwd=workdir)
+    assert code == 0, out + err
+    config = load_config(workdir / "ner.cfg")
+    check_package_pieces(config, "train.jsonl", "dev.jsonl")
+    labels = config["initialize"]["components"]["ner"]["labels"]
+    assert labels["@readers"] == "spacy-ner-trainer.ner_labels.v1" and labels["path"] == "${paths.train}"
+    assert config["nlp"]["lang"] == "en"
+    # The config is complete: spaCy fills and validates it without changes.
+    spacy.util.load_model_from_config(config, auto_fill=False, validate=True)
+
+    spacy_train(workdir / "ner.cfg", workdir / "out", overrides=STEPS)
+    nlp = spacy.load(workdir / "out" / "model-last")
+    assert set(nlp.get_pipe("ner").labels) == DATA_LABELS
+    meta = trained_meta(workdir / "out")
+    assert set(meta["spacy_ner_trainer"]["verify"]) == {"train", "dev"}
+    assert meta["spacy_ner_trainer"]["verify"]["dev"]["n_examples"] == len(DEV_DATA)
+
+
+def test_python_m_spacy_train_runs_the_config(workdir):
+    """A fresh `python -m spacy train`, no --code: the registered names resolve by entry point."""
+    code, out, err = run_cli("init-config", "ner.cfg", "--train", "train.jsonl", cwd=workdir)
+    assert code == 0, out + err
+    before = (workdir / "ner.cfg").read_text(encoding="utf8")
+    code, out, err = run_cli("train", "ner.cfg", "--output", "out", "--training.max_steps", "10",
+                             "--training.eval_frequency", "5", cwd=workdir, module="spacy")
+    assert code == 0, out + err
+    assert (workdir / "ner.cfg").read_text(encoding="utf8") == before
+    trained_meta(workdir / "out")
+    assert set(spacy.load(workdir / "out" / "model-last").get_pipe("ner").labels) == DATA_LABELS
+
+
+def test_without_dev_the_training_data_is_the_dev_set_and_lang_is_kept(workdir):
+    code, out, err = run_cli("init-config", "de.cfg", "--train", "train.jsonl", "--lang", "de", cwd=workdir)
+    assert code == 0, out + err
+    config = load_config(workdir / "de.cfg")
+    check_package_pieces(config, "train.jsonl", "train.jsonl")
+    assert config["nlp"]["lang"] == "de"
+    nlp = spacy.util.load_model_from_config(config, auto_fill=False, validate=True)
+    assert nlp.lang == "de"
+
+
+def test_unknown_model_exits_2(workdir):
+    code, out, err = run_cli("init-config", "x.cfg", "--train", "train.jsonl", "--model", "no_such_pipeline",
+                             cwd=workdir)
+    assert code == 2 and "Traceback" not in err, out + err
+    assert not (workdir / "x.cfg").exists()
+
+
+# With --model
+
+
+@pytest.fixture(scope="module")
+def base_with_ner(tmp_path_factory) -> Path:
+    """tok2vec + tagger + parser + ner, ner (like the others) listening to tok2vec."""
+    path = saved_base(True, tmp_path_factory)
+    nlp = spacy.load(path)
+    assert "ner" in nlp.get_pipe("tok2vec").listener_map  # as built
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_without_ner(base_with_ner, tmp_path_factory) -> Path:
+    """The same pipeline with its ner removed: tok2vec + tagger + parser."""
+    nlp = spacy.load(base_with_ner)
+    nlp.remove_pipe("ner")
+    path = tmp_path_factory.mktemp("base-no-ner") / "model"
+    nlp.to_disk(path)
+    return path
+
+
+def check_sourced(config: Config, base: Path) -> list:
+    """Every component of `base` sourced from it; all but ner frozen. Returns the pipe names."""
+    names = spacy.load(base).pipe_names
+    for name in names:
+        assert config["components"][name]["source"] == str(base), name
+    pipeline = config["nlp"]["pipeline"]
+    assert pipeline[: len(names)] == names and "ner" in pipeline
+    assert sorted(config["training"]["frozen_components"]) == sorted(n for n in pipeline if n != "ner")
+    return pipeline
+
+
+def check_others_unchanged(base: Path, output: Path) -> spacy.language.Language:
+    trained = spacy.load(output / "model-last")
+    original = spacy.load(base)
+    assert syntax_view(trained) == syntax_view(original)  # tags, dependencies, sentences
+    # ner has its own embedding layer: nothing listens from ner to the shared tok2vec.
+    assert "ner" not in trained.get_pipe("tok2vec").listener_map
+    return trained
+
+
+def test_model_with_ner_sources_freezes_and_replaces_listeners(workdir, base_with_ner):
+    code, out, err = run_cli("init-config", "ft.cfg", "--train", "train.jsonl", "--dev", "dev.jsonl",
+                             "--model", base_with_ner, cwd=workdir)
+    assert code == 0, out + err
+    config = load_config(workdir / "ft.cfg")
+    check_package_pieces(config, "train.jsonl", "dev.jsonl")
+    pipeline = check_sourced(config, base_with_ner)
+    assert pipeline == spacy.load(base_with_ner).pipe_names
+    assert config["components"]["ner"]["replace_listeners"] == ["model.tok2vec"]
+
+    spacy_train(workdir / "ft.cfg", workdir / "out", overrides=STEPS)
+    trained = check_others_unchanged(base_with_ner, workdir / "out")
+    assert DATA_LABELS <= set(trained.get_pipe("ner").labels)
+    trained_meta(workdir / "out")
+
+
+def test_model_without_ner_adds_one(workdir, base_without_ner):
+    code, out, err = run_cli("init-config", "add.cfg", "--train", "train.jsonl", "--model", base_without_ner,
+                             cwd=workdir)
+    assert code == 0, out + err
+    config = load_config(workdir / "add.cfg")
+    check_package_pieces(config, "train.jsonl", "train.jsonl")
+    pipeline = check_sourced(config, base_without_ner)
+    assert pipeline == spacy.load(base_without_ner).pipe_names + ["ner"]
+    assert "source" not in config["components"]["ner"]
+    assert config["initialize"]["components"]["ner"]["labels"]["@readers"] == "spacy-ner-trainer.ner_labels.v1"
+
+    spacy_train(workdir / "add.cfg", workdir / "out", overrides=STEPS)
+    trained = check_others_unchanged(base_without_ner, workdir / "out")
+    assert set(trained.get_pipe("ner").labels) == DATA_LABELS
+    assert trained.pipe_names == pipeline
