@@ -183,17 +183,25 @@ def train(
             held = max(1, len(texts) // 10)
             texts, retention_texts = texts[:-held], texts[-held:]
         silver = original.silver(texts)
-    ner, resumed = _prepare_ner(nlp)
+    if original.old_labels and retention_texts:
+        retention_examples = original.silver(retention_texts)
+    ner, resumed, trained = _prepare_ner(nlp)
     result = TrainResult(labels=labels, resumed=resumed)
     if original.old_labels and retention_texts:
-        result.retention_examples = original.silver(retention_texts)
-    with nlp.select_pipes(enable=["ner"]):
+        result.retention_examples = retention_examples
+    with nlp.select_pipes(enable=trained):
+        sample = lambda: islice(examples(), 100)  # noqa: E731
         if resumed:
             for label in labels:
                 ner.add_label(label)
             optimizer = nlp.resume_training()
+        elif len(trained) > 1:
+            # A new pipeline whose ner listens to an untrained tok2vec: both learn together.
+            for label in labels:
+                ner.add_label(label)
+            optimizer = nlp.initialize(sample)
         else:
-            ner.initialize(lambda: islice(examples(), 100), nlp=nlp, labels=move_table(labels))
+            ner.initialize(sample, nlp=nlp, labels=move_table(labels))
             optimizer = nlp.create_optimizer()
         for epoch in range(n_iter):
             losses: Dict[str, float] = {}
@@ -223,18 +231,28 @@ def _texts(data: Optional[Union[str, Path, Sequence[str]]]) -> List[str]:
     return list(read_texts(data)) if isinstance(data, (str, Path)) else list(data)
 
 
-def _prepare_ner(nlp: Language) -> Tuple[Any, bool]:
-    """The `ner` to train, made independent of any shared embedding layer, and whether it
-    already has weights to resume from."""
-    if "ner" not in nlp.pipe_names:
-        return nlp.add_pipe("ner", last=True), False
-    ner = nlp.get_pipe("ner")
+def _prepare_ner(nlp: Language) -> Tuple[Any, bool, List[str]]:
+    """The `ner` to train, whether it has weights to resume from, and the components to train:
+    `ner`, or `ner` and the untrained tok2vec it listens to."""
+    ner = nlp.get_pipe("ner") if "ner" in nlp.pipe_names else nlp.add_pipe("ner", last=True)
+    trained = ["ner"]
     upstream = listened_by(nlp, "ner")
     if upstream is not None:
-        # Training through a listener would change the shared tok2vec/transformer and with it
-        # every other component's output: give ner its own copy instead.
-        nlp.replace_listeners(upstream, "ner", ["model.tok2vec"])
-    return ner, bool(ner.move_names)
+        if has_weights(nlp.get_pipe(upstream)):
+            # Training through the listener would change the shared tok2vec/transformer and
+            # with it every other component's output: ner gets its own copy instead.
+            nlp.replace_listeners(upstream, "ner", ["model.tok2vec"])
+        else:
+            trained.insert(0, upstream)
+    return ner, bool(ner.move_names) and has_weights(ner), trained
+
+
+def has_weights(component: Any) -> bool:
+    """Whether a component's model has been initialized (one without a model counts as ready)."""
+    model = getattr(component, "model", None)
+    if model is None or model is True:
+        return True
+    return any(node.has_param(name) is True for node in model.walk() for name in node.param_names)
 
 
 def listened_by(nlp: Language, name: str) -> Optional[str]:
