@@ -63,7 +63,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import shutil
 import statistics
 import subprocess
