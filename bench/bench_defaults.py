@@ -278,7 +278,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     tiny = [tiny_run(d, seed, args.tiny_epochs) for d in args.dropouts for seed in range(args.tiny_seeds)]
     total = time.perf_counter() - started
 
-    print(f"bench_defaults: train() from spacy.blank('en'), seed 0, default batch schedule; dev F (%) per epoch")
+    print("bench_defaults: train() from spacy.blank('en'), seed 0, default batch schedule; dev F (%) per epoch")
     for corpus in corpora(args):
         cs = [c for c in curves if c.corpus == corpus.name]
         print(f"\n{corpus.name}: {cs[0].n_train} train sentences ({corpus.train.name}), "
