@@ -105,22 +105,30 @@ def iter_records(
 
 
 def _iter_lines(path: Path) -> Iterator[Tuple[int, str]]:
-    """(line number, line without its end) for each line, decoding UTF-8 line by line so that
-    a bad byte is reported on its line."""
+    """(line number, line without its end) for each line. A byte that is not UTF-8 is
+    reported on its line."""
+    lineno = 0
+    try:
+        with path.open(encoding="utf8", newline="") as file_:
+            for lineno, line in enumerate(file_, 1):
+                if lineno == 1 and line.startswith("\ufeff"):
+                    line = line[1:]
+                yield lineno, line.rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise _decode_error(path) from None
+
+
+def _decode_error(path: Path) -> NerDataError:
+    # Text mode decodes in chunks and cannot say where; find the line in binary.
     with path.open("rb") as file_:
         for lineno, raw in enumerate(file_, 1):
             try:
-                line = raw.decode("utf8")
+                raw.decode("utf8")
             except UnicodeDecodeError as err:
-                raise NerDataError(
+                return NerDataError(
                     f"byte 0x{raw[err.start]:02x} at column {err.start + 1} is not valid UTF-8; "
-                    "re-save the file as UTF-8",
-                    path,
-                    lineno,
-                ) from None
-            if lineno == 1 and line.startswith("\ufeff"):
-                line = line[1:]
-            yield lineno, line.rstrip("\r\n")
+                    "re-save the file as UTF-8", path, lineno)
+    return NerDataError("the file is not valid UTF-8; re-save it as UTF-8", path)
 
 
 # JSON: seed tuples and span records, as a JSON array or JSONL
@@ -361,7 +369,7 @@ def _iter_conll(path: Path, scheme: str, log: ChangeLog,
     lines: List[int] = []
     for lineno, line in _iter_lines(path):
         line = line.rstrip()
-        if not line or line.startswith("-DOCSTART-"):
+        if not line or (line[0] == "-" and line.startswith("-DOCSTART-")):
             if words:
                 n_records += 1
                 yield from sentence()
