@@ -179,6 +179,9 @@ def train(
         if buffer_size <= 0:
             train_data = list(original.fill(train_data))
         else:
+            # Streamed: still predict every text now, before the first update changes the model.
+            for _ in original.fill(to_examples(nlp, train_data)):
+                pass
             examples = lambda: original.fill(to_examples(nlp, train_data))  # noqa: E731
         texts = _texts(rehearse_data)
         if texts and not retention_texts:

@@ -10,11 +10,11 @@ from spacy.tokens import Span
 from spacy.training import Example
 
 from .errors import NerDataError, logger
-from .formats import list_files
 from .labels import collect_labels
 from .readers import same_tokens
 
 BATCH_SIZE = 256
+TEXT_SUFFIXES = (".txt", ".text", ".jsonl")  # what a directory of raw texts is searched for
 
 
 def ner_labels(nlp: Language) -> Set[str]:
@@ -25,7 +25,10 @@ def ner_labels(nlp: Language) -> Set[str]:
 def read_texts(path: Union[str, Path]) -> Iterator[str]:
     """Raw texts: plain text one per line, or JSONL records with a "text" (a .jsonl file, or
     lines that start with "{"). Blank lines are skipped."""
-    for file in list_files(path) if Path(path).is_dir() else [Path(path)]:
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES) \
+        if path.is_dir() else [path]
+    for file in files:
         if not file.exists():
             raise NerDataError("no such file; check the path", file)
         with file.open("rb") as lines:
