@@ -201,9 +201,11 @@ def train_cli(
     forgotten = sorted(ner_labels(nlp) - set(count_labels(corpus)))
     if rehearse is None:
         rehearse = bool(forgotten)
-        if forgotten:
-            msg.info(f"Rehearsing {', '.join(forgotten)}: the data lacks labels the model knows "
-                     "(--no-rehearse turns this off)")
+    if rehearse and forgotten:
+        msg.info(f"Rehearsing {', '.join(forgotten)}: the data lacks labels the model knows "
+                 "(--no-rehearse turns this off)")
+    elif rehearse:
+        msg.warn("Nothing to rehearse: the data has every label the model knows")
     # The untouched pipeline, to check that training ner changed no other component's output.
     others = [name for name in nlp.pipe_names if name != "ner"]
     reference = spacy.load(model) if model is not None and others else None

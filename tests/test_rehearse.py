@@ -1,0 +1,732 @@
+"""Rehearsal: fine-tuning a trained `ner` on new labels without forgetting the old ones.
+
+A tiny base pipeline (module-scoped) learns one distinctive old label, FRUIT (apple, banana,
+cherry, ... in templated sentences). New data annotates only ANIMAL, in texts full of fruits
+left unannotated: fine-tuned naively, the model is taught that fruits are not entities;
+rehearsed, the base model's own FRUIT predictions fill in the gold first.
+"""
+import json
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+import pytest
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from thinc.api import Config
+
+from spacy_ner_trainer import NerCorpus, NerDataError, TrainResult, train, verify
+from spacy_ner_trainer.readers import to_examples
+from spacy_ner_trainer.rehearse import Rehearsal, interleave, read_texts
+from spacy_ner_trainer.verify import evaluate
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+OLD, NEW = "FRUIT", "ANIMAL"
+FRUITS = ["apple", "banana", "cherry", "mango", "lemon", "grape", "peach", "plum"]
+ANIMALS = ["dog", "cat", "horse", "rabbit", "goat", "fox", "mouse", "sheep"]
+NAMES = ["Anna", "Ben", "Carla", "David", "Emma", "Felix", "Greta", "Hugo"]
+
+# Base data: FRUIT only. "{f}" is a fruit.
+BASE_TEMPLATES = [
+    "I ate an {f} today .",
+    "{n} bought a {f} at the market .",
+    "The {f} was sweet and ripe .",
+    "She cut the {f} into slices .",
+    "We picked a {f} and a {g} from the garden .",
+    "{n} prefers {f} juice in the morning .",
+    "A fresh {f} costs one euro .",
+    "Put the {f} on the table , {n} .",
+    "A {a} walked past the {f} stand .",  # animals, not annotated: the base learns they are no fruit
+    "{n} fed the {a} before lunch .",
+]
+# New data: ANIMAL annotated, the fruits in the same texts not. "{a}" is an animal.
+NEW_TEMPLATES = [
+    "The {a} ate an {f} today .",
+    "{n} saw a {a} near the {f} tree .",
+    "A {a} stole the {f} from the table .",
+    "The {a} and the {f} were in the garden .",
+    "{n} gave the {a} a {f} .",
+    "My {a} likes {f} more than bread .",
+]
+# Never trained on, by either model.
+HELD_TEXTS = [
+    "Greta ate a banana with her horse .",
+    "The cherry was sweet , said Hugo .",
+    "A goat found a plum near the river .",
+    "Felix cut the peach for the dog .",
+    "We picked a grape and a lemon yesterday .",
+    "The sheep and the apple were in the barn .",
+]
+
+
+def _fill(template: str, rng: random.Random) -> Tuple[str, List[Tuple[int, int, str]]]:
+    """The text of a template, with character spans of its fruits (FRUIT) and animals (ANIMAL)."""
+    values = {"f": rng.choice(FRUITS), "g": rng.choice(FRUITS), "a": rng.choice(ANIMALS), "n": rng.choice(NAMES)}
+    text, spans = "", []
+    for part in re.split(r"(\{[fgan]\})", template):
+        if re.fullmatch(r"\{[fgan]\}", part):
+            key = part[1]
+            label = {"f": OLD, "g": OLD, "a": NEW}.get(key)
+            if label:
+                spans.append((len(text), len(text) + len(values[key]), label))
+            text += values[key]
+        else:
+            text += part
+    return text, spans
+
+
+def make_data(templates: Sequence[str], n: int, keep: Set[str], seed: int) -> List[tuple]:
+    """`n` seed tuples from the templates, annotated with the `keep` labels only."""
+    rng = random.Random(seed)
+    data = []
+    for i in range(n):
+        text, spans = _fill(templates[i % len(templates)], rng)
+        data.append((text, {"entities": [s for s in spans if s[2] in keep]}))
+    return data
+
+
+BASE_DATA = make_data(BASE_TEMPLATES, 64, {OLD}, seed=1)
+NEW_DATA = make_data(NEW_TEMPLATES, 36, {NEW}, seed=2)  # only ANIMAL: the fruits are not annotated
+NEW_DEV = make_data(NEW_TEMPLATES, 12, {NEW}, seed=3)
+NEW_TEXTS = [text for text, _ in NEW_DATA]
+FINE_TUNE_EPOCHS = 8
+
+
+def write_jsonl(path: Path, data: Sequence[tuple]) -> Path:
+    path.write_text("".join(json.dumps([text, ann]) + "\n" for text, ann in data), encoding="utf8")
+    return path
+
+
+def label_ents(nlp: Language, texts: Sequence[str], label: str) -> List[List[Tuple[int, int]]]:
+    return [[(e.start, e.end) for e in doc.ents if e.label_ == label] for doc in nlp.pipe(texts)]
+
+
+def agreement(model: Language, base: Language, texts: Sequence[str], label: str = OLD) -> float:
+    """F of `model`'s `label` entities against `base`'s on `texts` (1.0: identical)."""
+    silver = Rehearsal(base, new_labels={NEW}).silver(texts)
+    return evaluate(model, silver).per_label.get(label, {"f": 0.0})["f"]
+
+
+def rehearsable(base: Language, data: Sequence[tuple]) -> List[Example]:
+    """What rehearsal should keep on annotated texts: the base's FRUIT entities that overlap no
+    gold span, as gold (a FRUIT the base sees on a gold ANIMAL is the base's error, overruled)."""
+    examples = []
+    for eg, doc in zip(to_examples(base, data), base.pipe([text for text, _ in data])):
+        gold = [(e.start, e.end) for e in eg.reference.ents]
+        words, spaces = [t.text for t in doc], [bool(t.whitespace_) for t in doc]
+        reference = Doc(base.vocab, words=words, spaces=spaces)
+        reference.ents = [Span(reference, e.start, e.end, e.label_) for e in doc.ents
+                          if e.label_ == OLD and not any(s < e.end and e.start < t for s, t in gold)]
+        examples.append(Example(Doc(base.vocab, words=words, spaces=spaces), reference))
+    return examples
+
+
+def all_ents(nlp: Language, texts: Sequence[str]) -> List[List[Tuple[int, int, str]]]:
+    return [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+
+
+@pytest.fixture(scope="module")
+def base_path(tmp_path_factory) -> Path:
+    """The base pipeline: a blank "en" whose ner learned FRUIT, saved."""
+    nlp = spacy.blank("en")
+    train(nlp, BASE_DATA, n_iter=12, seed=0)
+    path = tmp_path_factory.mktemp("rehearse-base") / "base"
+    nlp.to_disk(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def base(base_path) -> Language:
+    """The base pipeline, loaded; tests must not change it."""
+    nlp = spacy.load(base_path)
+    assert nlp.get_pipe("ner").labels == (OLD,)
+    # A base that does not know its fruits would make every retention test meaningless.
+    assert agreement(nlp, nlp, HELD_TEXTS) == 1.0
+    predicted = label_ents(nlp, HELD_TEXTS + NEW_TEXTS, OLD)
+    assert sum(map(len, predicted)) >= len(HELD_TEXTS + NEW_TEXTS), "the base finds too few fruits"
+    return nlp
+
+
+def fine_tune(base_path: Path, **kwargs) -> Tuple[Language, TrainResult]:
+    nlp = spacy.load(base_path)
+    kwargs.setdefault("n_iter", FINE_TUNE_EPOCHS)
+    kwargs.setdefault("seed", 0)
+    result = train(nlp, kwargs.pop("data", NEW_DATA), **kwargs)
+    return nlp, result
+
+
+@pytest.fixture(scope="module")
+def naive(base_path) -> Tuple[Language, TrainResult]:
+    return fine_tune(base_path, rehearse=False, dev_data=NEW_DEV)
+
+
+@pytest.fixture(scope="module")
+def rehearsed(base_path) -> Tuple[Language, TrainResult]:
+    return fine_tune(base_path, rehearse=True, dev_data=NEW_DEV)
+
+
+def record_updates(nlp: Language, events: Optional[list] = None) -> List[List[Example]]:
+    """Wrap `nlp.update` (on this instance only) to keep every batch it is given."""
+    batches: List[List[Example]] = []
+    update = nlp.update
+
+    def recording(examples, *args, **kwargs):
+        examples = list(examples)
+        batches.append(examples)
+        if events is not None:
+            events.append("update")
+        return update(examples, *args, **kwargs)
+
+    nlp.update = recording  # type: ignore[method-assign]
+    return batches
+
+
+# 1. Partially annotated training data: Rehearsal.fill
+
+
+def ruler_pipeline(patterns: List[Dict]) -> Language:
+    """A stand-in for a trained pipeline: an entity ruler named "ner" predicts exactly `patterns`."""
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler", name="ner")
+    ruler.add_patterns(patterns)
+    return nlp
+
+
+def crafted_example(vocab, words: List[str], tags: List[Optional[str]]) -> Example:
+    return Example(Doc(vocab, words=words), Doc(vocab, words=words, ents=tags))
+
+
+WORDS = ["A", "hot", "dog", "and", "a", "green", "apple", "near", "a", "cat", "and", "a", "cherry", "."]
+#        0    1      2      3      4    5        6        7       8    9      10     11   12        13
+GOLD = ["O", "O", "B-ANIMAL", "O", "O", "O", "O", "O", "O", "O", "O", "O", None, "O"]  # cherry: unannotated
+PATTERNS = [
+    {"label": "FRUIT", "pattern": "hot dog"},  # overlaps the gold "dog": not added
+    {"label": "COLOR", "pattern": "green"},  # another old label, on an O token: added
+    {"label": "FRUIT", "pattern": "apple"},  # on O tokens: added
+    {"label": "ANIMAL", "pattern": "cat"},  # a label of the new data: never added
+    {"label": "FRUIT", "pattern": "cherry"},  # on unannotated tokens: not added, left unannotated
+]
+
+
+def test_fill_adds_only_old_label_predictions_that_overlap_no_gold_span():
+    original = ruler_pipeline(PATTERNS)
+    rehearsal = Rehearsal(original, new_labels={NEW})
+    assert rehearsal.old_labels == {"FRUIT", "COLOR"}
+    eg = crafted_example(original.vocab, WORDS, GOLD)
+    before = [(t.ent_iob_, t.ent_type_) for t in eg.reference]
+    (filled,) = list(rehearsal.fill([eg]))
+    ref = filled.reference
+    assert [t.text for t in ref] == WORDS
+    assert {(e.start, e.end, e.label_) for e in ref.ents} == {(2, 3, NEW), (5, 6, "COLOR"), (6, 7, "FRUIT")}
+    assert ref[12].ent_iob == 0, "an unannotated token must stay unannotated"
+    assert [t.i for t in ref if t.ent_iob == 0] == [12]
+    assert ref[9].ent_iob_ == "O" and ref[1].ent_iob_ == "O"
+    # The input example is not changed; the predicted side is kept.
+    assert [(t.ent_iob_, t.ent_type_) for t in eg.reference] == before
+    assert filled.predicted is eg.predicted
+
+
+def test_fill_partial_overlap_with_a_gold_span_is_not_added():
+    original = ruler_pipeline([{"label": "FRUIT", "pattern": "green apple"}])
+    words = ["A", "green", "apple", "pie", "."]
+    eg = crafted_example(original.vocab, words, ["O", "O", "B-ANIMAL", "I-ANIMAL", "O"])
+    (filled,) = Rehearsal(original, new_labels={NEW}).fill([eg])
+    assert [(e.start, e.end, e.label_) for e in filled.reference.ents] == [(2, 4, NEW)]
+
+
+def test_fill_without_predictions_returns_the_example_unchanged():
+    original = ruler_pipeline([{"label": "FRUIT", "pattern": "apple"}])
+    eg = crafted_example(original.vocab, ["The", "dog", "."], ["O", "B-ANIMAL", "O"])
+    assert list(Rehearsal(original, new_labels={NEW}).fill([eg])) == [eg]
+
+
+def test_fill_keeps_order_and_handles_more_than_one_batch():
+    original = ruler_pipeline([{"label": "FRUIT", "pattern": "apple"}])
+    examples = [
+        crafted_example(original.vocab, ["The", f"dog{i}", "ate", "an", "apple"], ["O", "B-ANIMAL", "O", "O", "O"])
+        for i in range(300)  # more than one prediction batch
+    ]
+    filled = list(Rehearsal(original, new_labels={NEW}).fill(examples))
+    assert [eg.reference[1].text for eg in filled] == [f"dog{i}" for i in range(300)]
+    assert all([(e.start, e.label_) for e in eg.reference.ents] == [(1, NEW), (4, "FRUIT")] for eg in filled)
+
+
+def test_silver_has_the_original_old_label_predictions_only():
+    original = ruler_pipeline(PATTERNS)
+    (silver,) = Rehearsal(original, new_labels={NEW}).silver(["A green apple and a cat ."])
+    assert [(e.text, e.label_) for e in silver.reference.ents] == [("green", "COLOR"), ("apple", "FRUIT")]
+    assert not silver.predicted.ents
+
+
+def test_original_without_ner_or_only_new_labels_rehearses_nothing():
+    assert Rehearsal(spacy.blank("en"), new_labels={NEW}).old_labels == set()
+    assert Rehearsal(ruler_pipeline([{"label": NEW, "pattern": "cat"}]), new_labels={NEW}).old_labels == set()
+
+
+def test_rehearsal_teaches_exactly_the_base_predictions_on_the_training_texts(base_path, base):
+    """What train(rehearse=True) updates with: the gold ANIMAL plus the base's FRUIT."""
+    nlp = spacy.load(base_path)
+    batches = record_updates(nlp)
+    train(nlp, NEW_DATA, n_iter=1, seed=0, rehearse=True)
+    taught = {eg.reference.text: sorted((e.start, e.end, e.label_) for e in eg.reference.ents)
+              for batch in batches for eg in batch}
+    assert set(taught) == set(NEW_TEXTS)
+    expected_fruit = dict(zip(NEW_TEXTS, label_ents(base, NEW_TEXTS, OLD)))
+    for text, ann in NEW_DATA:
+        doc = nlp.make_doc(text)
+        gold = [(s.start, s.end, s.label_) for s in (doc.char_span(*e) for e in ann["entities"])]
+        fruit = [(s, e, OLD) for s, e in expected_fruit[text]
+                 if not any(gs < e and s < ge for gs, ge, _ in gold)]
+        assert taught[text] == sorted(gold + fruit)
+
+
+def test_naive_fine_tuning_teaches_fruits_as_outside(base_path):
+    nlp = spacy.load(base_path)
+    batches = record_updates(nlp)
+    train(nlp, NEW_DATA, n_iter=1, seed=0, rehearse=False)
+    assert all(e.label_ == NEW for batch in batches for eg in batch for e in eg.reference.ents)
+
+
+def test_partial_annotation_keeps_old_label_predictions_on_training_texts(base, naive, rehearsed):
+    rehearsed_nlp, _ = rehearsed
+    naive_nlp, _ = naive
+    # The base's FRUIT entities on the training texts, where they overlap no gold ANIMAL.
+    target = rehearsable(base, NEW_DATA)
+    assert sum(len(eg.reference.ents) for eg in target) >= 0.8 * len(NEW_DATA)  # one fruit per text
+    kept = evaluate(rehearsed_nlp, target).per_label[OLD]["f"]
+    lost = evaluate(naive_nlp, target).per_label.get(OLD, {"f": 0.0})["f"]
+    assert kept >= 0.95, f"rehearsed: FRUIT agreement with the base on the training texts {kept:.3f}"
+    assert kept > lost, f"rehearsal ({kept:.3f}) should keep more of FRUIT than naive fine-tuning ({lost:.3f})"
+    # Against all of the base's FRUIT predictions, and on texts neither model trained on.
+    assert agreement(rehearsed_nlp, base, NEW_TEXTS) > agreement(naive_nlp, base, NEW_TEXTS)
+    assert agreement(rehearsed_nlp, base, HELD_TEXTS) > agreement(naive_nlp, base, HELD_TEXTS)
+    assert agreement(rehearsed_nlp, base, HELD_TEXTS) >= 0.8
+
+
+def test_both_learn_the_new_label(naive, rehearsed):
+    for nlp, _ in (naive, rehearsed):
+        assert set(nlp.get_pipe("ner").labels) == {OLD, NEW}
+        f = evaluate(nlp, list(to_examples(nlp, NEW_DATA))).per_label[NEW]["f"]
+        assert f >= 0.9, f"ANIMAL F on the training data {f:.3f}"
+
+
+def test_rehearse_without_old_labels_is_naive_training(base_path):
+    """New data that carries every label the base knows: nothing to rehearse, same model."""
+    data = make_data(NEW_TEMPLATES, 20, {NEW, OLD}, seed=5)
+    first, _ = fine_tune(base_path, data=data, n_iter=2, rehearse=True)
+    second, _ = fine_tune(base_path, data=data, n_iter=2, rehearse=False)
+    assert all_ents(first, HELD_TEXTS) == all_ents(second, HELD_TEXTS)
+
+
+def test_streamed_rehearsal_predicts_with_the_original_before_any_update(base_path):
+    """With a shuffle buffer (buffer_size > 0), the original's predictions must still all be
+    made before training changes the model: the pipeline being fine-tuned is the 'original'."""
+    nlp = spacy.load(base_path)
+    events: List[str] = []
+    record_updates(nlp, events)
+    pipe = nlp.pipe
+
+    def recording_pipe(*args, **kwargs):
+        events.append("pipe")
+        return pipe(*args, **kwargs)
+
+    nlp.pipe = recording_pipe  # type: ignore[method-assign]
+    data = make_data(NEW_TEMPLATES, 300, {NEW}, seed=6)  # more than one batch of predictions
+    train(nlp, data, n_iter=1, seed=0, rehearse=True, buffer_size=8, batch_size=8)
+    assert "update" in events and "pipe" in events
+    first_update = events.index("update")
+    late = [i for i, event in enumerate(events) if event == "pipe" and i > first_update]
+    assert not late, (f"the old labels were predicted after {events[:late[0]].count('update')} updates: "
+                      "by the model being trained, not the original")
+
+
+# 2. Raw rehearsal texts
+
+
+def test_read_texts_plain_lines(tmp_path):
+    path = tmp_path / "raw.txt"
+    path.write_text("An apple a day.\n\n  Two bananas.  \r\nThe end\n", encoding="utf8")
+    assert list(read_texts(path)) == ["An apple a day.", "Two bananas.", "The end"]
+    assert list(read_texts(str(path))) == ["An apple a day.", "Two bananas.", "The end"]
+
+
+def test_read_texts_jsonl(tmp_path):
+    path = tmp_path / "raw.jsonl"
+    path.write_text('{"text": "An apple."}\n\n{"text": "A cherry.", "meta": {"id": 2}}\n', encoding="utf8")
+    assert list(read_texts(path)) == ["An apple.", "A cherry."]
+
+
+def test_read_texts_json_records_in_a_text_file(tmp_path):
+    path = tmp_path / "raw.txt"
+    path.write_text('{"text": "From JSON."}\nPlain line.\n', encoding="utf8")
+    assert list(read_texts(path)) == ["From JSON.", "Plain line."]
+
+
+def test_read_texts_unicode(tmp_path):
+    path = tmp_path / "raw.txt"
+    path.write_text("Äpfel und Birnen – 苹果\n", encoding="utf8")
+    assert list(read_texts(path)) == ["Äpfel und Birnen – 苹果"]
+
+
+@pytest.mark.parametrize("name,content,line", [
+    ("bad.jsonl", b'{"text": "ok"}\n{"text": "broken\n', 2),
+    ("bad.jsonl", b'{"text": "ok"}\n\n["a", "list"]\n', 3),
+    ("bad.jsonl", b'{"txt": "no text key"}\n', 1),
+    ("bad.jsonl", b'{"text": 42}\n', 1),
+    ("bad.txt", b"fine\n{not json}\n", 2),
+    ("bad.txt", b"fine\nstill fine\n\xff\xfe broken bytes\n", 3),
+    ("bad.jsonl", b'{"text": "caf\xe9"}\n', 1),
+])
+def test_read_texts_rejects_bad_lines_naming_file_and_line(tmp_path, name, content, line):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(NerDataError) as err:
+        list(read_texts(path))
+    assert err.value.line == line
+    assert f"{path}:{line}:" in str(err.value)
+
+
+def test_read_texts_missing_file(tmp_path):
+    with pytest.raises(NerDataError) as err:
+        list(read_texts(tmp_path / "nope.txt"))
+    assert "nope.txt" in str(err.value)
+
+
+def test_read_texts_directory_of_text_and_jsonl_files(tmp_path):
+    """A directory of raw-text files: plain text (.txt) and JSONL, read in sorted order."""
+    (tmp_path / "a.txt").write_text("First text.\nSecond text.\n", encoding="utf8")
+    (tmp_path / "b.jsonl").write_text('{"text": "Third text."}\n', encoding="utf8")
+    assert list(read_texts(tmp_path)) == ["First text.", "Second text.", "Third text."]
+
+
+def test_train_takes_raw_texts_as_path_or_list(base_path, tmp_path):
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 20, set(), seed=7)]
+    path = tmp_path / "raw.txt"
+    path.write_text("\n".join(raw) + "\n", encoding="utf8")
+    from_path, _ = fine_tune(base_path, n_iter=2, rehearse=True, rehearse_data=path, rehearse_ratio=0.5)
+    from_list, _ = fine_tune(base_path, n_iter=2, rehearse=True, rehearse_data=raw, rehearse_ratio=0.5)
+    assert all_ents(from_path, HELD_TEXTS) == all_ents(from_list, HELD_TEXTS)
+
+
+@pytest.mark.parametrize("ratio", [0.5, 2.0])
+def test_rehearse_ratio_mixes_silver_examples_into_every_epoch(base_path, base, ratio):
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 30, set(), seed=8)]
+    nlp = spacy.load(base_path)
+    batches = record_updates(nlp)
+    # dev data given, so no raw text is held back for retention: all 30 are rehearsed.
+    train(nlp, NEW_DATA, n_iter=2, seed=0, rehearse=True, rehearse_data=raw, rehearse_ratio=ratio,
+          dev_data=NEW_DEV)
+    seen = [eg for batch in batches for eg in batch]
+    n_gold, n_silver = len(NEW_DATA), int(len(NEW_DATA) * ratio)
+    assert len(seen) == 2 * (n_gold + n_silver)
+    silver = [eg for eg in seen if eg.reference.text in set(raw)]
+    assert len(silver) == 2 * n_silver
+    # Silver examples carry the base's FRUIT predictions and nothing else.
+    expected = dict(zip(raw, label_ents(base, raw, OLD)))
+    for eg in silver:
+        assert [(e.start, e.end) for e in eg.reference.ents] == expected[eg.reference.text]
+        assert {e.label_ for e in eg.reference.ents} <= {OLD}
+
+
+def test_interleave_ratio():
+    gold, silver = list(range(10)), ["s1", "s2", "s3"]
+    mixed = list(interleave(gold, silver, 0.5, random.Random(0)))
+    assert [x for x in mixed if isinstance(x, int)] == gold
+    assert len(mixed) == 15
+    assert list(interleave(gold, [], 2.0, random.Random(0))) == gold
+    assert len(list(interleave(gold, silver, 2.0, random.Random(0)))) == 30
+
+
+# 3. The registered wrapper, in spaCy's own training
+
+
+def spacy_config(base: Path, train_path: Path, dev_path: Path, raw: Optional[Path] = None) -> str:
+    raw_line = f'raw_path = "{raw}"' if raw else "raw_path = null"
+    return f"""
+[paths]
+train = "{train_path}"
+dev = "{dev_path}"
+base = "{base}"
+
+[system]
+seed = 0
+gpu_allocator = null
+
+[nlp]
+lang = "en"
+pipeline = ["ner"]
+batch_size = 64
+
+[components]
+
+[components.ner]
+source = ${{paths.base}}
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy-ner-trainer.RehearsalCorpus.v1"
+source = ${{paths.base}}
+{raw_line}
+ratio = 0.5
+seed = 0
+
+[corpora.train.corpus]
+@readers = "spacy-ner-trainer.NerCorpus.v1"
+path = ${{paths.train}}
+
+[corpora.dev]
+@readers = "spacy-ner-trainer.NerCorpus.v1"
+path = ${{paths.dev}}
+
+[training]
+seed = 0
+dropout = 0.2
+max_epochs = {FINE_TUNE_EPOCHS}
+max_steps = 0
+eval_frequency = 100000
+patience = 0
+frozen_components = []
+gpu_allocator = null
+train_corpus = "corpora.train"
+dev_corpus = "corpora.dev"
+
+[training.batcher]
+@batchers = "spacy.batch_by_sequence.v1"
+size = 8
+get_length = null
+
+[training.logger]
+@loggers = "spacy.ConsoleLogger.v1"
+progress_bar = false
+
+[training.optimizer]
+@optimizers = "Adam.v1"
+
+[training.score_weights]
+ents_f = 1.0
+ents_p = 0.0
+ents_r = 0.0
+ents_per_type = null
+
+[initialize]
+vectors = null
+
+[initialize.before_init]
+@callbacks = "spacy.copy_from_base_model.v1"
+tokenizer = ${{paths.base}}
+vocab = ${{paths.base}}
+"""
+
+
+def test_rehearsal_corpus_in_spacy_train_keeps_the_old_label(base_path, base, tmp_path):
+    from spacy.cli.train import train as spacy_train
+
+    train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
+    dev_path = write_jsonl(tmp_path / "dev.jsonl", NEW_DEV)
+    raw = tmp_path / "raw.txt"
+    raw.write_text("\n".join(t for t, _ in make_data(BASE_TEMPLATES, 16, set(), seed=9)) + "\n", encoding="utf8")
+    config_path = tmp_path / "config.cfg"
+    config_path.write_text(spacy_config(base_path, train_path, dev_path, raw), encoding="utf8")
+    spacy_train(config_path, tmp_path / "output")
+    nlp = spacy.load(tmp_path / "output" / "model-last")
+    assert set(nlp.get_pipe("ner").labels) == {OLD, NEW}
+    assert any(OLD in [e.label_ for e in doc.ents] for doc in nlp.pipe(HELD_TEXTS))
+    kept = agreement(nlp, base, NEW_TEXTS)
+    assert kept >= 0.8, f"FRUIT agreement with the base after spacy train with RehearsalCorpus.v1: {kept:.3f}"
+    f = evaluate(nlp, NerCorpus(train_path)(nlp)).per_label[NEW]["f"]
+    assert f > 0.5, f"ANIMAL F on the training data {f:.3f}"
+
+
+def test_rehearsal_corpus_fills_the_gold(base_path, base, tmp_path):
+    """The corpus the wrapper yields: the wrapped corpus's gold plus the base's FRUIT, then
+    `ratio` silver examples per gold example."""
+    from spacy.util import registry
+
+    train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
+    raw = tmp_path / "raw.jsonl"
+    raw_texts = [t for t, _ in make_data(BASE_TEMPLATES, 10, set(), seed=10)]
+    raw.write_text("".join(json.dumps({"text": t}) + "\n" for t in raw_texts), encoding="utf8")
+    make = registry.readers.get("spacy-ner-trainer.RehearsalCorpus.v1")
+    corpus = make(corpus=NerCorpus(train_path), source=str(base_path), raw_path=str(raw), ratio=0.5)
+    nlp = spacy.blank("en")
+    for _ in range(2):  # spaCy reads a corpus once an epoch
+        examples = list(corpus(nlp))
+        gold = [eg for eg in examples if eg.reference.text in set(NEW_TEXTS)]
+        silver = [eg for eg in examples if eg.reference.text in set(raw_texts)]
+        assert len(gold) == len(NEW_DATA) and len(silver) == len(NEW_DATA) // 2
+        assert [eg.reference.text for eg in gold] == NEW_TEXTS
+        base_fruit = dict(zip(NEW_TEXTS, label_ents(base, NEW_TEXTS, OLD)))
+        for eg in gold:
+            animals = [(e.start, e.end) for e in eg.reference.ents if e.label_ == NEW]
+            assert animals, eg.reference.text
+            expected = [(s, e) for s, e in base_fruit[eg.reference.text]
+                        if not any(a < e and s < b for a, b in animals)]
+            assert [(e.start, e.end) for e in eg.reference.ents if e.label_ == OLD] == expected
+
+
+def run_cli(*args, cwd) -> Tuple[int, str, str]:
+    proc = subprocess.run([sys.executable, "-m", "spacy_ner_trainer", *map(str, args)],
+                          cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600)
+    return proc.returncode, ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
+
+
+def test_init_config_with_a_model_uses_the_rehearsal_corpus(base_path, tmp_path):
+    train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
+    code, out, err = run_cli("init-config", "out.cfg", "--train", train_path, "--model", base_path, cwd=tmp_path)
+    assert code == 0, out + err
+    config = Config().from_disk(tmp_path / "out.cfg", interpolate=False)
+    reader = config["corpora"]["train"]
+    assert reader["@readers"] == "spacy-ner-trainer.RehearsalCorpus.v1"
+    assert reader["source"] == str(base_path)
+    assert reader["corpus"]["@readers"] == "spacy-ner-trainer.NerCorpus.v1"
+    assert reader["corpus"]["path"] == "${paths.train}"
+    assert config["components"]["ner"]["source"] == str(base_path)
+    assert config["corpora"]["dev"]["@readers"] == "spacy-ner-trainer.NerCorpus.v1"
+
+
+def test_init_config_without_ner_in_the_model_does_not_rehearse(tmp_path):
+    from spacy_ner_trainer.init_config import make_config
+
+    blank = tmp_path / "blank"
+    spacy.blank("en").to_disk(blank)
+    train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
+    config = make_config(train_path, model=str(blank))
+    assert config["corpora"]["train"]["@readers"] == "spacy-ner-trainer.NerCorpus.v1"
+
+
+# 4. The command line
+
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("rehearse-cli")
+    write_jsonl(folder / "new.jsonl", NEW_DATA)
+    write_jsonl(folder / "dev.jsonl", NEW_DEV)
+    raw = [t for t, _ in make_data(BASE_TEMPLATES, 30, set(), seed=11)]
+    (folder / "raw.txt").write_text("\n".join(raw) + "\n", encoding="utf8")
+    return folder
+
+
+def test_cli_rehearses_by_default_and_reports_retention(base_path, cli_files, tmp_path):
+    code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
+                             "--dev", cli_files / "dev.jsonl", "-n", 4, "--min-recall", 0, "-q", cwd=tmp_path)
+    assert code == 0, out + err
+    announce = [line for line in out.splitlines() if "Rehearsing" in line]
+    assert announce and OLD in announce[0]
+    assert "--no-rehearse" in out  # how to turn it off
+    assert "Retention" in out
+    retention = out.split("Retention", 1)[1]
+    assert re.search(rf"^\s*{OLD}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+\d+", retention, re.M), retention
+    nlp = spacy.load(tmp_path / "out")
+    assert set(nlp.get_pipe("ner").labels) == {OLD, NEW}
+
+
+def test_cli_no_rehearse(base_path, cli_files, tmp_path):
+    code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
+                             "--no-rehearse", "-n", 2, "--min-recall", 0, "-q", cwd=tmp_path)
+    assert code == 0, out + err
+    assert "Rehearsing" not in out
+    assert (tmp_path / "out" / "meta.json").exists()
+
+
+def test_cli_rehearse_data_and_ratio(base_path, cli_files, tmp_path):
+    code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
+                             "--rehearse-data", cli_files / "raw.txt", "--rehearse-ratio", 0.5,
+                             "-n", 2, "--min-recall", 0, "-q", cwd=tmp_path)
+    assert code == 0, out + err
+    assert "Rehearsing" in out
+    # Without --dev, part of the raw texts is held back to measure retention on.
+    assert "Retention" in out
+
+
+def test_cli_bad_rehearse_data_fails_cleanly(base_path, cli_files, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": oops}\n', encoding="utf8")
+    code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
+                             "--rehearse-data", bad, "-n", 1, "-q", cwd=tmp_path)
+    assert code == 2
+    assert f"{bad}:2:" in out + err
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.slow
+def test_cli_blank_model_does_not_rehearse(cli_files, tmp_path):
+    code, out, err = run_cli("train", cli_files / "new.jsonl", "-n", 1, "--min-recall", 0, "-q", cwd=tmp_path)
+    assert code == 0, out + err
+    assert "Rehearsing" not in out and "Retention" not in out
+
+
+# 5. Determinism
+
+
+def test_rehearsal_is_deterministic_under_a_seed(base_path):
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 20, set(), seed=12)]
+    runs = [fine_tune(base_path, n_iter=3, seed=7, rehearse=True, rehearse_data=raw, rehearse_ratio=0.7)
+            for _ in range(2)]
+    (first, first_result), (second, second_result) = runs
+    assert first_result.losses == second_result.losses
+    texts = HELD_TEXTS + NEW_TEXTS
+    assert all_ents(first, texts) == all_ents(second, texts)
+    assert first.get_pipe("ner").to_bytes() == second.get_pipe("ner").to_bytes()
+
+
+def test_rehearsal_seed_matters(base_path):
+    """The determinism check above is not vacuous: another seed trains differently."""
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 20, set(), seed=12)]
+    _, first = fine_tune(base_path, n_iter=2, seed=7, rehearse=True, rehearse_data=raw, rehearse_ratio=0.7)
+    _, other = fine_tune(base_path, n_iter=2, seed=8, rehearse=True, rehearse_data=raw, rehearse_ratio=0.7)
+    assert first.losses != other.losses
+
+
+# 6. Retention in verify
+
+
+def test_verify_reports_retention_per_old_label(base, rehearsed, naive):
+    nlp, result = rehearsed
+    assert result.retention_examples, "dev data given: its texts are held back for retention"
+    assert [eg.reference.text for eg in result.retention_examples] == [t for t, _ in NEW_DEV]
+    # The retention examples are the base's FRUIT predictions on the dev texts.
+    assert [[(e.start, e.end) for e in eg.reference.ents] for eg in result.retention_examples] == \
+        label_ents(base, [t for t, _ in NEW_DEV], OLD)
+    report = verify(nlp, NEW_DEV, round_trip=False, retention=result.retention_examples)
+    assert set(report.retention) == {OLD}
+    scores = report.retention[OLD]
+    assert set(scores) >= {"p", "r", "f", "support"}
+    assert scores["support"] == sum(len(eg.reference.ents) for eg in result.retention_examples) > 0
+    assert scores["f"] >= 0.75
+    assert report.per_label[NEW]["support"] > 0  # the new labels' scores, beside retention
+    assert report.to_dict()["retention"] == report.retention
+    # The same examples show what naive fine-tuning lost.
+    naive_nlp, _ = naive
+    lost = verify(naive_nlp, NEW_DEV, round_trip=False, retention=result.retention_examples)
+    assert lost.retention[OLD]["f"] < scores["f"]
+
+
+def test_naive_training_with_dev_still_measures_retention(naive, rehearsed):
+    """Retention is measured whether or not the training rehearses: that is how to see what
+    naive fine-tuning forgets."""
+    _, result = naive
+    _, rehearsed_result = rehearsed
+    assert [eg.reference.text for eg in result.retention_examples] == \
+        [eg.reference.text for eg in rehearsed_result.retention_examples]
+
+
+def test_retention_from_held_back_raw_texts(base_path):
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 20, set(), seed=13)]
+    _, result = fine_tune(base_path, n_iter=1, rehearse=True, rehearse_data=raw)
+    held = [eg.reference.text for eg in result.retention_examples]
+    assert held == raw[-2:], "a tenth of the raw texts is held back when there is no dev data"
+
+
+def test_no_retention_without_old_labels(tmp_path):
+    nlp = spacy.blank("en")
+    result = train(nlp, NEW_DATA, n_iter=1, seed=0, dev_data=NEW_DEV, rehearse=True)
+    assert result.retention_examples == []
+    assert verify(nlp, NEW_DEV, round_trip=False, retention=result.retention_examples).retention is None
