@@ -44,6 +44,7 @@ import os
 import re
 import resource
 import runpy
+import signal
 import statistics
 import subprocess
 import sys
@@ -241,27 +242,38 @@ def plan(corpora: Dict[str, Path], repeats: int, skip_b_50x: bool,
     return order
 
 
-def measure(corpora: Dict[str, Path], work: Path, schedule: List[Tuple[int, str, str]]
-            ) -> Tuple[Dict[Tuple[str, str], List[Run]], Dict[Tuple[str, str], str]]:
-    """Runs the schedule: the runs of each (corpus, method), and why any failed (a failed
-    run is reported in the table; the others still run)."""
+class Interrupted(Exception):
+    """SIGTERM: stop measuring, and print what was measured."""
+
+
+def on_sigterm(signum: int, frame: object) -> None:
+    raise Interrupted()
+
+
+@dataclass
+class Measured:
+    runs: Dict[Tuple[str, str], List[Run]]
+    failed: Dict[Tuple[str, str], str]  # why a (corpus, method) has no runs
+    done: int  # runs of the schedule finished
+    planned: int
+
+
+def measure(corpora: Dict[str, Path], work: Path, schedule: List[Tuple[int, str, str]]) -> Measured:
+    """Runs the schedule. A run that fails is reported in the table and the others still
+    run; Ctrl-C or SIGTERM stops the schedule (the running child is killed) and what was
+    measured so far is reported."""
     runs: Dict[Tuple[str, str], List[Run]] = {}
     failed: Dict[Tuple[str, str], str] = {}
-    for i, (rep, name, method) in enumerate(schedule, 1):
-        out_dir = work / "converted" / name.replace(" ", "_")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = corpora[name]
-        if method == CORPUS:
-            path = out_dir / (corpora[name].stem + ".spacy")
-        run = spawn(method, path, out_dir if method == CONVERT else None) if path.exists() else "no converted file"
-        where = f"  [{i:>3}/{len(schedule)}] repeat {rep + 1} {name:<13} {LABELS[method]:<24}"
-        if isinstance(run, str):
-            failed[(name, method)] = run
-            print(f"{where} {run}", file=sys.stderr, flush=True)
-            continue
-        runs.setdefault((name, method), []).append(run)
-        print(f"{where} {run.examples:>7} examples {run.seconds:8.2f} s {run.rss_mb:8.1f} MB",
-              file=sys.stderr, flush=True)
+    done = 0
+    try:
+        for rep, name, method in schedule:
+            run_one(corpora, work, (rep, name, method), f"[{done + 1:>3}/{len(schedule)}]", runs, failed)
+            done += 1
+    except (KeyboardInterrupt, Interrupted):
+        print(f"interrupted after {done} of {len(schedule)} runs", file=sys.stderr, flush=True)
+        for _, name, method in schedule[done:]:
+            if (name, method) not in runs:
+                failed.setdefault((name, method), "not run (interrupted)")
     for name in corpora:  # convert+read: each read paired with a conversion of the same file
         converts, reads = runs.get((name, CONVERT), []), runs.get((name, CORPUS), [])
         if converts and reads:
@@ -270,7 +282,27 @@ def measure(corpora: Dict[str, Path], work: Path, schedule: List[Tuple[int, str,
                 Run(r.examples, c.seconds + r.seconds, c.cpu_s + r.cpu_s, max(c.rss_mb, r.rss_mb))
                 for c, r in pairs
             ]
-    return runs, failed
+    return Measured(runs, failed, done, len(schedule))
+
+
+def run_one(corpora: Dict[str, Path], work: Path, step: Tuple[int, str, str], counter: str,
+            runs: Dict[Tuple[str, str], List[Run]], failed: Dict[Tuple[str, str], str]) -> None:
+    """One step of the schedule, its result added to `runs` or `failed`."""
+    rep, name, method = step
+    out_dir = work / "converted" / name.replace(" ", "_")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = corpora[name]
+    if method == CORPUS:
+        path = out_dir / (corpora[name].stem + ".spacy")
+    run = spawn(method, path, out_dir if method == CONVERT else None) if path.exists() else "no converted file"
+    where = f"  {counter} repeat {rep + 1} {name:<13} {LABELS[method]:<24}"
+    if isinstance(run, str):
+        failed[(name, method)] = run
+        print(f"{where} {run}", file=sys.stderr, flush=True)
+        return
+    runs.setdefault((name, method), []).append(run)
+    print(f"{where} {run.examples:>7} examples {run.seconds:8.2f} s {run.rss_mb:8.1f} MB",
+          file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -343,13 +375,13 @@ def print_targets(rows: Dict[Tuple[str, str], Row], corpora: Sequence[str]) -> b
     for name in corpora:
         a, c = rows.get((name, READER)), rows.get((name, FLOOR))
         if a is None or c is None:
-            lines.append(f"  ----  {name:<13} (a)/(c) throughput: a run failed")
+            lines.append(f"  ----  {name:<13} (a)/(c) throughput: not measured")
             continue
         check(speedup(a, c) >= 0.8, f"{name:<13} (a)/(c) throughput {ratio_text(a, c)}  target >= 0.80x")
     for name in corpora:
         a, both, read = rows.get((name, READER)), rows.get((name, BOTH)), rows.get((name, CORPUS))
         if a is None or both is None or read is None:
-            lines.append(f"  ----  {name:<13} (a)/(b) throughput: not measured (skipped or failed)")
+            lines.append(f"  ----  {name:<13} (a)/(b) throughput: not measured")
             continue
         check(speedup(a, both) >= 1.0,
               f"{name:<13} (a)/(b convert+read) throughput {ratio_text(a, both)}  target >= 1.00x")
@@ -362,7 +394,9 @@ def print_targets(rows: Dict[Tuple[str, str], Row], corpora: Sequence[str]) -> b
               f"= {fifty.rss_mb / one.rss_mb:.2f}x  target <= 1.20x")
     print("targets (PASS/FAIL on wall-clock throughput, as the issue states them)")
     print("\n".join(lines))
-    print(f"  overall: {verdict(all(results))} ({sum(results)}/{len(results)} checks)")
+    unmeasured = sum(line.startswith("  ----") for line in lines)
+    print(f"  overall: {verdict(all(results))} ({sum(results)}/{len(results)} checks pass"
+          + (f"; {unmeasured} not measured)" if unmeasured else ")"))
     return all(results)
 
 
@@ -401,23 +435,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{len(schedule)} runs, one at a time; {corpora[ALL_50X].stat().st_size / 1e6:.0f} MB "
               f"50x file in {work}", file=sys.stderr)
         load_before = os.getloadavg()[1]
-        runs, failed = measure(corpora, work, schedule)
+        signal.signal(signal.SIGTERM, on_sigterm)
+        measured = measure(corpora, work, schedule)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         load_after = os.getloadavg()[1]
-    rows = {key: summarize(value) for key, value in runs.items()}
-    overhead = statistics.median(r.wall_s - r.seconds for key, rs in runs.items()
-                                 if key[1] != BOTH for r in rs)
+    rows = {key: summarize(value) for key, value in measured.runs.items()}
+    overheads = [r.wall_s - r.seconds for key, rs in measured.runs.items() if key[1] != BOTH for r in rs]
     print(f"\nNER corpus readers, {repeats} repeat(s), medians; nlp = spacy.blank('en'); spaCy "
           f"{spacy.__version__}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs, 5-min load "
           f"average {load_before:.1f} at the start, {load_after:.1f} at the end")
-    print_table(rows, list(corpora), failed)
-    print(f"seconds exclude each child's start-up, imports and spacy.blank (median {overhead:.2f} s a child).")
+    if measured.done < measured.planned:
+        print(f"INTERRUPTED after {measured.done} of {measured.planned} runs: partial results")
+    print_table(rows, list(corpora), measured.failed)
+    if overheads:
+        print(f"seconds exclude each child's start-up, imports and spacy.blank "
+              f"(median {statistics.median(overheads):.2f} s a child).")
     print("examples: what each method yields; spaCy's ner converter does not split sentences on "
           "wnut17train's TAB-only lines.")
     print("vs floor and the ratios below: throughput over the same file, i.e. the floor's seconds / "
           "the method's (= the examples/s ratio where the example counts match);")
     print("(CPU): the same from each child's CPU time, which other load on the machine disturbs less.\n")
     print_targets(rows, list(corpora))
-    return 0
+    return 0 if measured.done == measured.planned else 1
 
 
 if __name__ == "__main__":
