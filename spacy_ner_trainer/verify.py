@@ -31,6 +31,8 @@ class Evaluation:
     # gold label -> {"found", "missed", "boundary", "wrong_label": {predicted label: n}}
     confusion: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     spurious: Dict[str, int] = field(default_factory=dict)  # predicted label -> n
+    # Each example's predicted entities, in order: what the round trip compares against.
+    predicted: List[List[Tuple[int, int, str]]] = field(default_factory=list, repr=False)
 
     def score_rows(self) -> List[Tuple[str, str, str, str, int]]:
         """(label, P, R, F, support) per label, then ALL: the table every report shows."""
@@ -160,7 +162,8 @@ def evaluate(nlp: Language, examples: Iterable[Example]) -> Evaluation:
     }
     scores = {k: float(prf[k] or 0.0) for k in ("ents_p", "ents_r", "ents_f")}
     scores["ents_per_type"] = per_label
-    return Evaluation(scores, per_label, mismatches, len(examples), confusion, spurious)
+    return Evaluation(scores, per_label, mismatches, len(examples), confusion, spurious,
+                      [_ents(eg.predicted) for eg in predicted])
 
 
 Ent = Tuple[int, int, str]
@@ -192,18 +195,19 @@ def _component_view(doc: Doc) -> List[Tuple]:
     ]
 
 
-def _round_trip(nlp: Language, predicted: List[Example], saved: Optional[Path]) -> List[Dict[str, Any]]:
+def _round_trip(nlp: Language, examples: List[Example], in_memory: List[List[Tuple[int, int, str]]],
+                saved: Optional[Path]) -> List[Dict[str, Any]]:
     if saved is not None:
         reloaded = spacy.load(saved)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             nlp.to_disk(Path(tmp) / "model")
             reloaded = spacy.load(Path(tmp) / "model")
-    again = reloaded.pipe(_fresh(reloaded, predicted), batch_size=256)
+    again = reloaded.pipe(_fresh(reloaded, examples), batch_size=256)
     diffs = []
-    for eg, doc in zip(predicted, again):
-        if _ents(eg.predicted) != _ents(doc):
-            diffs.append({"text": doc.text, "in_memory": _ents(eg.predicted), "reloaded": _ents(doc)})
+    for ents, doc in zip(in_memory, again):
+        if ents != _ents(doc):
+            diffs.append({"text": doc.text, "in_memory": ents, "reloaded": _ents(doc)})
     return diffs
 
 
@@ -246,7 +250,7 @@ def verify(
     report = VerificationReport(evaluation=evaluate(nlp, examples), min_recall=min_recall)
     if round_trip:
         saved = None if round_trip is True else Path(round_trip)
-        diffs = _round_trip(nlp, predict(nlp, examples), saved)
+        diffs = _round_trip(nlp, examples, report.evaluation.predicted, saved)
         report.round_trip_ok, report.round_trip_diffs = not diffs, diffs
     if retention:
         labels = {ent.label_ for eg in retention for ent in eg.reference.ents}
