@@ -23,8 +23,9 @@ the child exactly as `python -m spacy convert` does (via runpy), so its RSS is m
 same way. (b) on the 50x file runs last, and its conversion only `--b-50x-convert-runs` times
 (default 1): spaCy's ner converter is quadratic in document length and wnut17train holds one
 46k-token "document" (its TAB-only separator lines are not sentence breaks to spaCy), so one
-50x conversion takes an hour or more on a small machine. A run that fails (or is killed) is
-reported as such in the table; the other runs go on.
+50x conversion takes ~45 minutes on an idle 2-core machine (50x the ~45 s that wnut17train
+alone takes) and longer under load. A run that fails (or is killed) is reported as such in the
+table and the others go on; Ctrl-C or SIGTERM stops the schedule and prints what was measured.
 
 Targets (from the issue): (a) >= 0.8x the floor's throughput and >= (b)'s; (a)'s peak RSS on
 the 50x file within 1.2x of its peak RSS on the 1x concatenation of the same files.
