@@ -4,6 +4,9 @@ Plain functions only (no fixtures): the test modules wrap them in their own fixt
 pipelines are cached per process, so a session trains each base pipeline once.
 """
 import itertools
+import re
+import subprocess
+import sys
 import random
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -217,3 +220,15 @@ def conll_counts(path: Path, limit: int) -> Tuple[int, int, Dict[str, int]]:
         else:
             sentences += int(in_sentence)
     return sentences, tokens, entities
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def run_cli(*args, cwd):
+    """`python -m spacy_ner_trainer ARGS` in `cwd`: (returncode, stdout, stderr), colours removed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "spacy_ner_trainer", *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600,
+    )
+    return proc.returncode, ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)

@@ -20,19 +20,11 @@ import srsly
 from spacy.tokens import DocBin
 
 from spacy_ner_trainer import NerCorpus
+from pipelines import run_cli
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 LOW_COUNT = 20  # README: "Labels with fewer than 20 examples are warned about."
 
-
-def run_cli(*args, cwd):
-    """`python -m spacy_ner_trainer ARGS` in `cwd`: (returncode, stdout, stderr), colours removed."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "spacy_ner_trainer", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600,
-    )
-    return proc.returncode, ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
 
 
 def published(folder: str, file: str) -> Dict[str, int]:

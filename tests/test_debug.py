@@ -4,27 +4,17 @@ crafted files with problems planted on known lines, and on the real WNUT-17 trai
 import json
 import re
 import statistics
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
 import spacy
+from pipelines import run_cli
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 LOW_COUNT = 20  # README: "Labels with fewer than 20 examples are warned about."
 
-
-def run_cli(*args, cwd):
-    """`python -m spacy_ner_trainer ARGS` in `cwd`: (returncode, stdout, stderr), colours removed."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "spacy_ner_trainer", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600,
-    )
-    return proc.returncode, ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
 
 
 def span(text: str, part: str, label: str, occurrence: int = 0, *, lead: int = 0, trail: int = 0) -> list:
