@@ -367,37 +367,52 @@ def _iter_conll(path: Path, scheme: str, log: ChangeLog,
     words: List[str] = []
     tags: List[str] = []
     lines: List[int] = []
-    for lineno, line in _iter_lines(path):
-        line = line.rstrip()
-        if not line or (line[0] == "-" and line.startswith("-DOCSTART-")):
-            if words:
-                n_records += 1
-                yield from sentence()
-                words, tags, lines = [], [], []
-            continue
-        cols = line.split("\t") if "\t" in line else line.split()
-        if len(cols) < 2:
-            _report(NerDataError(
-                f"expected a token and a tag separated by a tab or spaces, got {_clip(line)}",
-                path,
-                lineno,
-            ), problems)
-            continue
-        token, tag = cols[0].strip(), cols[-1].strip()
-        if not token:
-            if tag != "O":
-                _report(NerDataError(
-                    f"an empty token is tagged {tag}, inside an entity; "
-                    "give the token its text or remove the line and fix the tags around it",
-                    path,
-                    lineno,
-                ), problems)
-                continue
-            log.add("empty or whitespace-only tokens tagged O dropped", str(path), lineno)
-            continue
-        words.append(token)
-        tags.append(tag)
-        lines.append(lineno)
+    lineno = 0
+    try:
+        # utf-8-sig drops a byte-order mark; the file is read here, not through _iter_lines,
+        # because this loop runs once a token and is the reader's hot path.
+        with path.open(encoding="utf-8-sig", newline="") as file_:
+            for lineno, line in enumerate(file_, 1):
+                cols = line.split()
+                if len(cols) == 2 and not line[0].isspace():
+                    token, tag = cols  # the common case: one token and its tag
+                    boundary = token[0] == "-" and token.startswith("-DOCSTART-")
+                elif not cols or cols[0].startswith("-DOCSTART-"):
+                    boundary = True
+                else:
+                    line = line.rstrip()
+                    cols = line.split("\t") if "\t" in line else cols
+                    if len(cols) < 2:
+                        _report(NerDataError(
+                            f"expected a token and a tag separated by a tab or spaces, got {_clip(line)}",
+                            path,
+                            lineno,
+                        ), problems)
+                        continue
+                    token, tag = cols[0].strip(), cols[-1].strip()
+                    boundary = False
+                if boundary:  # a blank line or -DOCSTART- ends the sentence
+                    if words:
+                        n_records += 1
+                        yield from sentence()
+                        words, tags, lines = [], [], []
+                    continue
+                if not token:
+                    if tag != "O":
+                        _report(NerDataError(
+                            f"an empty token is tagged {tag}, inside an entity; "
+                            "give the token its text or remove the line and fix the tags around it",
+                            path,
+                            lineno,
+                        ), problems)
+                        continue
+                    log.add("empty or whitespace-only tokens tagged O dropped", str(path), lineno)
+                    continue
+                words.append(token)
+                tags.append(tag)
+                lines.append(lineno)
+    except UnicodeDecodeError:
+        raise _decode_error(path) from None
     if words:
         yield from sentence()
     elif not n_records:

@@ -2,6 +2,8 @@
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
+import numpy
+from spacy.attrs import ENT_IOB, ENT_TYPE
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
@@ -14,6 +16,8 @@ from .formats import FORMATS, SCHEMES, Record, iter_records, list_files, parse_r
 MISALIGNED_POLICIES = ("error", "expand", "contract", "skip")
 OVERLAP_POLICIES = ("error", "longest", "skip")
 _CONTEXT = 20  # characters shown either side of a bad span
+_ENT_ATTRS = [ENT_IOB, ENT_TYPE]
+_MISSING, _INSIDE, _OUTSIDE, _BEGIN = 0, 1, 2, 3  # Token.ent_iob values
 
 
 def ner_corpus_v1(
@@ -289,14 +293,20 @@ def _example(vocab: Vocab, words: List[str], spaces: Optional[List[bool]],
 
 def _reference(vocab: Vocab, words: List[str], spaces: Optional[List[bool]],
                spans: List[Tuple[int, int, str]], missing: List[Tuple[int, int]]) -> Doc:
-    tags: List[Optional[str]] = ["O"] * len(words)
+    """The gold Doc: `spans` as entities, tokens in `missing` unannotated, the rest O."""
+    doc = Doc(vocab, words=words, spaces=spaces)
+    # Set as an array, not Doc(ents=tags): building and parsing IOB strings costs more than
+    # the rest of the example; this is the reader's hot path.
+    ents = numpy.zeros((len(words), 2), dtype="uint64")
+    ents[:, 0] = _OUTSIDE
     for start, end in missing:
-        tags[start:end] = [None] * (end - start)
+        ents[start:end, 0] = _MISSING
     for start, end, label in spans:
-        tags[start] = "B-" + label
-        if end - start > 1:
-            tags[start + 1:end] = ["I-" + label] * (end - start - 1)
-    return Doc(vocab, words=words, spaces=spaces, ents=tags)
+        ents[start, 0] = _BEGIN
+        ents[start + 1:end, 0] = _INSIDE
+        ents[start:end, 1] = vocab.strings.add(label)
+    doc.from_array(_ENT_ATTRS, ents)
+    return doc
 
 
 def _describe(doc: Doc, span: Tuple[int, int, str, int, int]) -> str:

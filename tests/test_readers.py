@@ -257,6 +257,18 @@ def test_conll_whitespace_only_lines_separate_sentences(write, read):
         ["Ann", "smiled"], ["Bob"], ["left"]]
 
 
+def test_conll_tab_columns_keep_spaces_in_tokens_and_a_bom_is_not_a_token(write, read):
+    # A bare -DOCSTART- line, a token with a space in a tab-separated file, an empty first
+    # column (an empty token, dropped), and a byte-order mark before the first token.
+    path = write("train.tsv", (
+        "\ufeff-DOCSTART-\n\nNew York\tB-LOC\ncity\tO\n\tNN\tO\n-DOCSTART-\n"
+        "Ann  \t PER-tag\tB-PER\n"
+    ))
+    examples = read(path)
+    assert [[t.text for t in eg.predicted] for eg in examples] == [["New York", "city"], ["Ann"]]
+    assert [token_ents(eg.reference) for eg in examples] == [[(0, 1, "LOC")], [(0, 1, "PER")]]
+
+
 def test_conll_crlf_line_ends(write, read):
     path = write("train.conll", "New\tB-LOC\r\nYork\tI-LOC\r\n\r\nOK\tO\r\n")
     examples = read(path)
