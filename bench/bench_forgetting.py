@@ -14,7 +14,9 @@ Everything from ../shared/data (--data), in one process, one step after another,
        (c) +raw       (b) plus the BC5CDR dev texts (words joined by spaces) as raw rehearsal
                       data: train(..., rehearse_data=texts, rehearse_ratio=R); the base's
                       Chemical predictions on them are mixed into every epoch as silver examples
-                      (train() holds back the last tenth of them to measure retention on)
+                      (train() holds back the last tenth of them to measure retention on); in
+                      them, words that NCBI train annotates inside a Disease are left
+                      unannotated rather than "O" (rehearse.entity_words)
   3. scores, for the base and each variant:
        Chemical F    on BC5CDR test, gold Chemical only (Disease dropped)
        Disease F     on NCBI-disease test
@@ -30,7 +32,7 @@ drop is printed beside it), and Disease F within 1.0 point of naive fine-tuning.
 checked for (b) and (c) separately; F is in points (0-100).
 
 An optional experiment, --variants a,b,c,d, adds
-       (d) +raw, O->missing   (c) with the silver examples' non-entity tokens left unannotated
+       (d) +raw, O->missing   (c) with all the silver examples' non-entity tokens left unannotated
                       instead of "O": a silver text then teaches Chemical where the base found
                       it, and nothing about Disease (which the base cannot see, and which (c)'s
                       silver examples teach as "not an entity"). Built here from Rehearsal.fill

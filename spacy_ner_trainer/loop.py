@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .errors import logger
 from .labels import collect_labels, move_table, warn_low_counts
 from .readers import TrainingData, to_examples
-from .rehearse import Rehearsal, interleave, read_texts
+from .rehearse import Rehearsal, entity_words, interleave, read_texts
 from .verify import evaluate
 
 # Chosen with bench/bench_defaults.py (README, "Defaults"): dropout 0.2 learns as well as 0.1-0.3
@@ -187,7 +187,7 @@ def train(
         if texts and not retention_texts:
             held = max(1, len(texts) // 10)
             texts, retention_texts = texts[:-held], texts[-held:]
-        silver = original.silver(texts)
+        silver = original.silver(texts, entity_words(examples(), labels)) if texts else []
     if original.old_labels and retention_texts:
         retention_examples = original.silver(retention_texts)
     ner, resumed, trained = _prepare_ner(nlp)

@@ -99,14 +99,41 @@ class Rehearsal:
                         default="outside")
         return Example(eg.predicted, merged)
 
-    def silver(self, texts: Iterable[str]) -> List[Example]:
-        """Silver examples: the original's old-label predictions on raw texts."""
+    def silver(self, texts: Iterable[str], unsure: Set[str] = frozenset()) -> List[Example]:
+        """Silver examples: the original's old-label predictions on raw texts.
+
+        Args:
+            texts (Iterable[str]): raw texts.
+            unsure (Set[str]): lower-cased words left unannotated outside the predicted
+                entities instead of "O": the original cannot tell whether they belong to a
+                new label (see entity_words).
+        RETURNS (List[Example]): one example a text.
+        """
         out = []
         for doc in self.original.pipe(texts, batch_size=BATCH_SIZE):
             silver = same_tokens(self.original.vocab, doc)
-            silver.ents = [Span(silver, e.start, e.end, e.label_) for e in doc.ents if e.label_ in self.old_labels]
+            ents = [Span(silver, e.start, e.end, e.label_) for e in doc.ents if e.label_ in self.old_labels]
+            inside = {i for ent in ents for i in range(ent.start, ent.end)}
+            missing = [silver[t.i: t.i + 1] for t in silver if t.lower_ in unsure and t.i not in inside]
+            silver.set_ents(ents, missing=missing, default="outside")
             out.append(Example(same_tokens(self.original.vocab, doc), silver))
         return out
+
+
+def entity_words(examples: Iterable[Example], labels: Iterable[str]) -> Set[str]:
+    """Lower-cased content words (alphabetic, not stop words) of the gold entities with these
+    labels. A raw text's silver example leaves them unannotated: marking them "O" would teach
+    the new label's entities in raw texts as "not an entity", which costs the new label its
+    recall."""
+    labels = set(labels)
+    return {
+        token.lower_
+        for eg in examples
+        for ent in eg.reference.ents
+        if ent.label_ in labels
+        for token in ent
+        if token.is_alpha and not token.is_stop
+    }
 
 
 def interleave(gold: Iterable[Example], silver: Sequence[Example], ratio: float,
@@ -147,9 +174,11 @@ def rehearsal_corpus_v1(
         if not state:
             original = spacy.load(source)
             # One pass to learn which labels the new data carries; the rest are rehearsed.
-            state["rehearsal"] = Rehearsal(original, collect_labels(corpus(nlp)))
+            labels = collect_labels(corpus(nlp))
+            state["rehearsal"] = Rehearsal(original, labels)
             texts = list(read_texts(raw_path)) if raw_path else []
-            state["silver"] = state["rehearsal"].silver(texts)  # type: ignore[attr-defined]
+            unsure = entity_words(corpus(nlp), labels) if texts else set()
+            state["silver"] = state["rehearsal"].silver(texts, unsure)  # type: ignore[attr-defined]
             logger.info("rehearsing %s from %s", sorted(state["rehearsal"].old_labels), source)  # type: ignore[attr-defined]
         rehearse: Rehearsal = state["rehearsal"]  # type: ignore[assignment]
         yield from interleave(rehearse.fill(corpus(nlp)), state["silver"], ratio, rng)  # type: ignore[arg-type]

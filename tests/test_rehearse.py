@@ -22,7 +22,7 @@ from thinc.api import Config
 
 from spacy_ner_trainer import NerCorpus, NerDataError, TrainResult, train, verify
 from spacy_ner_trainer.readers import to_examples
-from spacy_ner_trainer.rehearse import Rehearsal, interleave, read_texts
+from spacy_ner_trainer.rehearse import Rehearsal, entity_words, interleave, read_texts
 from spacy_ner_trainer.verify import evaluate
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -262,6 +262,23 @@ def test_silver_has_the_original_old_label_predictions_only():
     (silver,) = Rehearsal(original, new_labels={NEW}).silver(["A green apple and a cat ."])
     assert [(e.text, e.label_) for e in silver.reference.ents] == [("green", "COLOR"), ("apple", "FRUIT")]
     assert not silver.predicted.ents
+
+
+def test_silver_leaves_the_new_labels_words_unannotated_not_o():
+    # The original cannot see ANIMAL: a "cat" in a raw text must not be taught as "not an
+    # entity". Words the new data annotates as ANIMAL are missing in silver; the rest is O.
+    original = ruler_pipeline(PATTERNS)
+    nlp = spacy.blank("en")
+    new_data = to_examples(nlp, [("The cat sat .", {"entities": [(4, 7, NEW)]}),
+                                 ("A big Horse ran .", {"entities": [(2, 11, NEW)]})])
+    unsure = entity_words(new_data, {NEW})
+    assert unsure == {"cat", "big", "horse"}
+    (silver,) = Rehearsal(original, new_labels={NEW}).silver(["A cat , a horse and an apple ."], unsure)
+    iob = [(t.text, t.ent_iob_, t.ent_type_) for t in silver.reference]
+    assert iob == [("A", "O", ""), ("cat", "", ""), (",", "O", ""), ("a", "O", ""), ("horse", "", ""),
+                   ("and", "O", ""), ("an", "O", ""), ("apple", "B", "FRUIT"), (".", "O", "")]
+    (plain,) = Rehearsal(original, new_labels={NEW}).silver(["A cat ."])
+    assert [t.ent_iob_ for t in plain.reference] == ["O", "O", "O"]
 
 
 def test_original_without_ner_or_only_new_labels_rehearses_nothing():
