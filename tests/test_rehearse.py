@@ -449,6 +449,11 @@ def test_rehearse_ratio_mixes_silver_examples_into_every_epoch(base_path, base, 
     for eg in silver:
         assert [(e.start, e.end) for e in eg.reference.ents] == expected[eg.reference.text]
         assert {e.label_ for e in eg.reference.ents} <= {OLD}
+        # The animals NEW_DATA annotates are left unannotated, never taught as O.
+        for token in eg.reference:
+            if token.text in ANIMALS:
+                assert token.ent_iob_ == "", (eg.reference.text, token.text)
+    assert any(t.text in ANIMALS for eg in silver for t in eg.reference)
 
 
 def test_interleave_ratio():
