@@ -80,6 +80,7 @@ OLD, NEW = "Chemical", "Disease"
 DEFAULT_BASE_EPOCHS = 10
 DEFAULT_EPOCHS = 4
 DEFAULT_RATIO = 1.0
+DEFAULT_LEARN_RATE = None  # None: train()'s default, the optimizer's 0.001
 TOLERANCE = 1.0  # F points
 QUICK_LIMIT = 300
 QUICK_EPOCHS = 2
@@ -163,7 +164,7 @@ def fine_tune(name: str, base_path: Path, data: List[Example], args: argparse.Na
         log(f"  {name} epoch {epoch + 1}/{args.epochs}: loss {loss:.1f} ({time.perf_counter() - start:.0f} s)")
 
     result = train(nlp, data, n_iter=args.epochs, seed=args.seed, dropout=args.dropout, on_epoch=on_epoch,
-                   **kwargs)
+                   learn_rate=args.learn_rate, **kwargs)
     return nlp, time.perf_counter() - start, result.losses
 
 
@@ -255,6 +256,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--rehearse-ratio", type=float, default=DEFAULT_RATIO,
                         help="silver examples per training example in (c)")
     parser.add_argument("--dropout", type=float, default=DEFAULT_DROPOUT, help="dropout of every training run")
+    parser.add_argument("--learn-rate", type=float, default=DEFAULT_LEARN_RATE,
+                        help="learning rate of the fine-tuning runs (the base trains at spaCy's 0.001)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every training run")
     parser.add_argument("--limit", type=int, default=0, help="examples read from each file (0: all)")
     parser.add_argument("--raw-limit", type=int, default=0, help="BC5CDR dev texts used in (c) (0: all)")
@@ -350,6 +353,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     print(f"\nForgetting benchmark: base {args.base_epochs} epochs on BC5CDR train (Chemical only); "
           f"fine-tuning {args.epochs} epochs on NCBI-disease train (Disease only); dropout {args.dropout}; "
+          f"learn rate {args.learn_rate or 0.001}; "
           f"(c) ratio {args.rehearse_ratio} with {len(raw_texts)} BC5CDR dev texts; seed {args.seed}"
           + (f"; limit {args.limit}" if args.limit else ""))
     print()

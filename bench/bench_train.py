@@ -30,7 +30,9 @@ across --repeats; the table shows medians. For each it reports:
              CPU figure (d) has, with the same definition for every method.
   wall s     the whole process, start to exit.
   P/R/F      the saved pipeline on the test file, scored by spaCy's Scorer
-             (`nlp.evaluate` on Examples over the file's own tokens, read by NerCorpus), in %.
+             (`nlp.evaluate` on Examples over the file's own tokens, read by NerCorpus), in %;
+             repeat r trains with seed r, so these are medians over seeds (one seed's F moves
+             by a point or more on BC5CDR and by several on WNUT-17).
   RSS MB     the process's own peak RSS: ru_maxrss from os.wait4, taken by a small launcher
              process (started from this large one, a child would inherit its high-water mark).
 
@@ -274,11 +276,11 @@ def prepare(name: str, data: Path, work: Path, config: Config, limit: int) -> Pr
 
 
 def train_config(base: Config, method: str, prep: Prepared, epochs: int, limit: int,
-                 dev_limit: int, timing: Path) -> Config:
+                 dev_limit: int, timing: Path, seed: int = 0) -> Config:
     config = Config(base).copy()
     training = config["training"]
     training.update({"max_epochs": epochs, "max_steps": 0, "patience": 0, "eval_frequency": EVAL_NEVER,
-                     "dropout": DROPOUT, "seed": 0})
+                     "dropout": DROPOUT, "seed": seed})
     training["logger"] = {"@loggers": "bench_train.TimedConsoleLogger.v1", "output_file": str(timing)}
     start, stop, rate = SCHEDULE
     if method in ("a", "a-raw"):
@@ -299,7 +301,7 @@ def train_config(base: Config, method: str, prep: Prepared, epochs: int, limit: 
                                     "path": str(prep.test), "limit": dev_limit}
         config["initialize"]["components"]["ner"] = {
             "labels": {"@readers": "spacy-ner-trainer.ner_labels.v1", "path": str(prep.train)}}
-        training["batcher"] = {"@batchers": "spacy-ner-trainer.shuffled_batches.v1",
+        training["batcher"] = {"@batchers": "spacy-ner-trainer.shuffled_batches.v1", "seed": seed,
                                "size": {"@schedules": "compounding.v1", "start": start, "stop": stop,
                                         "compound": rate, "t": 0.0}}
         if method == "b":
@@ -362,7 +364,7 @@ def run_method(method: str, repeat: int, prep: Prepared, base: Config, args: arg
     timing = rdir / TIMING_FILE
     extra: Dict[str, Any] = {}
     if method in ("a", "a-raw", "b", "b0"):
-        config = train_config(base, method, prep, args.epochs, args.limit, args.dev_limit, timing)
+        config = train_config(base, method, prep, args.epochs, args.limit, args.dev_limit, timing, seed=repeat)
         config.to_disk(rdir / "config.cfg")
         cmd = [sys.executable, "-m", "spacy", "train", str(rdir / "config.cfg"), "--output", str(rdir / "out"),
                "--code", str(Path(__file__).resolve())]
@@ -376,7 +378,7 @@ def run_method(method: str, repeat: int, prep: Prepared, base: Config, args: arg
         base_path = work / "base.cfg"
         cmd = [sys.executable, str(Path(__file__).resolve()), "_worker-c", str(base_path), str(prep.train),
                str(rdir / "model"), str(timing), "--epochs", str(args.epochs), "--limit", str(args.limit),
-               "--schedule", args.c_schedule]
+               "--schedule", args.c_schedule, "--seed", str(repeat)]
         wall, cpu, rss = spawn(cmd, log)
         t = json.loads(timing.read_text())
         words, loop_wall, loop_cpu, model = t["words"], t["loop_wall"], t["loop_cpu"], rdir / "model"
@@ -404,6 +406,7 @@ def worker_c(argv: Sequence[str]) -> None:
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--schedule", choices=("shared", "restart"), default="shared")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     nlp = standalone_ner(load_config(args.config))
     # One iterator for the whole run continues across epochs, as spaCy's batcher does; the
@@ -411,7 +414,7 @@ def worker_c(argv: Sequence[str]) -> None:
     sizes = compounding(*SCHEDULE) if args.schedule == "shared" else DEFAULT_BATCH_SIZE
     wall, cpu = time.perf_counter(), time.process_time()
     result = train(nlp, NerCorpus(args.train, limit=args.limit), n_iter=args.epochs, dropout=DROPOUT,
-                   batch_size=sizes, seed=0)
+                   batch_size=sizes, seed=args.seed)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     nlp.to_disk(args.output)
     args.timing.write_text(json.dumps({"loop_wall": wall, "loop_cpu": cpu, "words": result.n_words,
@@ -656,8 +659,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows, callback, params = [], {}, {}
         for (name, method), group in runs.items():
             row = summarize(group, args.epochs)
-            scores, params[(name, method)] = test_scores(group[-1].model, preps[name].test, args.test_limit)
-            row.p, row.r, row.f = scores["ents_p"], scores["ents_r"], scores["ents_f"]
+            # Every repeat trains with its own seed: the row's P/R/F are medians over them.
+            scored = []
+            for run in group:
+                scores, params[(name, method)] = test_scores(run.model, preps[name].test, args.test_limit)
+                run.extra["f"] = scores["ents_f"]
+                scored.append(scores)
+            row.p, row.r, row.f = (statistics.median(sc[k] for sc in scored) for k in ("ents_p", "ents_r", "ents_f"))
             rows.append(row)
             if method == "b":
                 callback[name] = time_callback(group[-1].model)
@@ -698,9 +706,13 @@ def print_notes(args: argparse.Namespace, preps: Dict[str, Prepared], rows: List
         "HashEmbedCNN.v2 (embed_size 2000), a different model",
         f"(a)/(b) evaluate once (step 0) on the first {args.dev_limit} test sentences; (a)'s and (b)'s "
         "loop time includes it and the model-best save after it",
-        "test scores: the last repeat's saved pipeline (model-last for spacy train) on "
+        "test scores: every repeat's saved pipeline (model-last for spacy train) on "
         + ", ".join(f"{p.test.name}" for p in preps.values())
-        + (f" (first {args.test_limit})" if args.test_limit else "") + ", spaCy's Scorer (nlp.evaluate)",
+        + (f" (first {args.test_limit})" if args.test_limit else "") + ", spaCy's Scorer (nlp.evaluate); "
+        "repeat r trains (a), (b), (b0) and (c) with seed r ([training.seed], the batcher's seed, train(seed=)), "
+        "so P/R/F are medians over seeds; (d) takes no seed argument and runs seed 0 every time",
+        "test F per repeat: " + "; ".join(
+            f"{row.corpus} {row.method} " + "/".join(f"{r.extra['f']:.1f}" for r in row.runs) for row in rows),
     ]
     for name, prep in preps.items():
         lines.append(f"{name}: {prep.n_sentences:,} training sentences, {prep.n_words:,} words an epoch; "

@@ -124,6 +124,7 @@ def run_recipe(
     dropout: float,
     seed: int,
     min_recall: float,
+    learn_rate: Optional[float] = None,
     show_texts: Optional[List[str]] = None,
     html: Optional[Path] = None,
     quiet: bool = False,
@@ -135,8 +136,8 @@ def run_recipe(
     train_examples = list(train_data(nlp)) if callable(train_data) else train_data
     dev_examples = list(dev_data(nlp)) if callable(dev_data) else dev_data
     result = train(nlp, train_examples, dev_data=dev_examples, n_iter=n_iter, dropout=dropout,
-                   seed=seed, on_epoch=_print_epoch, progress=_progress(quiet), rehearse=rehearse,
-                   rehearse_data=rehearse_data, rehearse_ratio=rehearse_ratio)
+                   learn_rate=learn_rate, seed=seed, on_epoch=_print_epoch, progress=_progress(quiet),
+                   rehearse=rehearse, rehearse_data=rehearse_data, rehearse_ratio=rehearse_ratio)
     if show_texts:
         _show_entities(nlp, show_texts)
     saved = None
@@ -175,6 +176,7 @@ def train_cli(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Directory to save the trained pipeline to"),
     n_iter: int = typer.Option(DEFAULT_N_ITER, "--n-iter", "-n", help="Epochs"),
     dropout: float = typer.Option(DEFAULT_DROPOUT, "--dropout", help="Dropout rate"),
+    learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help="Learning rate (default: the optimizer's, 0.001); lower keeps more of a --model's old labels"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for the CPU"),
     format: str = typer.Option("auto", "--format", help="auto, tuples, spans, conll or docbin"),
@@ -210,8 +212,8 @@ def train_cli(
     others = [name for name in nlp.pipe_names if name != "ner"]
     reference = spacy.load(model) if model is not None and others else None
     ok = run_recipe(nlp, corpus, dev_data=dev_corpus, output=output, reference=reference,
-                    n_iter=n_iter, dropout=dropout, seed=seed, min_recall=min_recall,
-                    html=html, quiet=quiet, rehearse=rehearse, rehearse_data=rehearse_data,
+                    n_iter=n_iter, dropout=dropout, learn_rate=learn_rate, seed=seed,
+                    min_recall=min_recall, html=html, quiet=quiet, rehearse=rehearse, rehearse_data=rehearse_data,
                     rehearse_ratio=rehearse_ratio)
     raise typer.Exit(0 if ok else 1)
 

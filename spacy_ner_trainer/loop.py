@@ -124,6 +124,7 @@ def train(
     n_iter: int = DEFAULT_N_ITER,
     dropout: float = DEFAULT_DROPOUT,
     batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    learn_rate: Optional[float] = None,
     seed: int = 0,
     buffer_size: int = 0,
     on_epoch: Optional[Callable[[int, float, Optional[Dict[str, Any]]], None]] = None,
@@ -143,6 +144,9 @@ def train(
         dropout (float): dropout rate for nlp.update.
         batch_size: an int, (start, stop, rate) for a compounding schedule restarted every
             epoch, or an iterable of sizes.
+        learn_rate (Optional[float]): the optimizer's learning rate; None keeps the
+            pipeline's (spaCy's Adam default, 0.001). A trained `ner` taught new labels keeps
+            more of what it knew at a lower rate (bench/bench_forgetting.py).
         seed (int): seeds the shuffle and the weights: the same data and seed give the same model.
         buffer_size (int): shuffle buffer for corpora too large for memory; 0 holds each epoch
             in memory and shuffles it whole.
@@ -208,10 +212,18 @@ def train(
         else:
             ner.initialize(sample, nlp=nlp, labels=move_table(labels))
             optimizer = nlp.create_optimizer()
+        if learn_rate is not None:
+            optimizer.learn_rate = learn_rate
         for epoch in range(n_iter):
             losses: Dict[str, float] = {}
             start = time.perf_counter()
-            epoch_examples = interleave(examples(), silver, rehearse_ratio, rng) if silver else examples()
+            if silver:
+                # From the second epoch, what the model has learned of the new labels is no
+                # longer taught as "O" in the silver examples.
+                epoch_silver = original.with_student(silver, nlp) if epoch else silver
+                epoch_examples = interleave(examples(), epoch_silver, rehearse_ratio, rng)
+            else:
+                epoch_examples = examples()
             batches = shuffled_minibatches(epoch_examples, batch_sizes(batch_size), rng, buffer_size)
             bar = tqdm(total=len(train_data) if isinstance(train_data, list) else None, unit=" examples",
                        desc=f"epoch {epoch + 1}", leave=False, disable=not progress)

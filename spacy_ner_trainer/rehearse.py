@@ -60,7 +60,8 @@ class Rehearsal:
 
     def __init__(self, original: Language, new_labels: Iterable[str]):
         self.original = original
-        self.old_labels = ner_labels(original) - set(new_labels)
+        self.new_labels = set(new_labels)
+        self.old_labels = ner_labels(original) - self.new_labels
         # words -> the original's old-label entities: each text is predicted once, not every epoch
         self._cache: Dict[tuple, List[tuple]] = {}
 
@@ -117,6 +118,33 @@ class Rehearsal:
             missing = [silver[t.i: t.i + 1] for t in silver if t.lower_ in unsure and t.i not in inside]
             silver.set_ents(ents, missing=missing, default="outside")
             out.append(Example(same_tokens(self.original.vocab, doc), silver))
+        return out
+
+
+    def with_student(self, silver: Sequence[Example], student: Language) -> List[Example]:
+        """The silver examples with the tokens that `student`, the pipeline in training, now
+        predicts as new-label entities left unannotated: the new labels' entities in raw
+        texts that no training word flags (see entity_words) are not taught as "O" either.
+
+        Args:
+            silver (Sequence[Example]): examples made by `silver`.
+            student (Language): the pipeline in training; its `ner` knows the new labels.
+        RETURNS (List[Example]): the examples; unchanged where the student finds nothing new.
+        """
+        docs = student.pipe((same_tokens(student.vocab, eg.reference) for eg in silver), batch_size=BATCH_SIZE)
+        out = []
+        for eg, doc in zip(silver, docs):
+            reference = eg.reference
+            new = {i for e in doc.ents if e.label_ in self.new_labels for i in range(e.start, e.end)}
+            new -= {t.i for t in reference if t.ent_iob != 2}  # an old entity, or unannotated already
+            if not new:
+                out.append(eg)
+                continue
+            updated = same_tokens(reference.vocab, reference)
+            missing = sorted(new | {t.i for t in reference if t.ent_iob == 0})
+            updated.set_ents([Span(updated, e.start, e.end, e.label_) for e in reference.ents],
+                             missing=[updated[i: i + 1] for i in missing], default="outside")
+            out.append(Example(eg.predicted, updated))
         return out
 
 

@@ -232,6 +232,19 @@ def test_resumed_training_keeps_the_weights(recipe):
     assert resumed.losses[0] < 0.1 * fresh.losses[0]
 
 
+def test_learn_rate_sets_the_optimizer_rate(recipe):
+    # At learn rate 0 a resumed ner's weights do not move; at the default they do.
+    _, _, path = recipe
+    weights = {}
+    for learn_rate in (0.0, None):
+        nlp = spacy.load(path)
+        before = nlp.get_pipe("ner").model.get_ref("lower").get_param("W").copy()
+        train(nlp, ALL_DATA, n_iter=1, seed=0, learn_rate=learn_rate)
+        weights[learn_rate] = (before, nlp.get_pipe("ner").model.get_ref("lower").get_param("W"))
+    assert (weights[0.0][0] == weights[0.0][1]).all()
+    assert not (weights[None][0] == weights[None][1]).all()
+
+
 # Determinism
 
 

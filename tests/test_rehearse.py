@@ -281,6 +281,21 @@ def test_silver_leaves_the_new_labels_words_unannotated_not_o():
     assert [t.ent_iob_ for t in plain.reference] == ["O", "O", "O"]
 
 
+def test_silver_with_student_leaves_what_it_finds_of_the_new_label_unannotated():
+    original = ruler_pipeline(PATTERNS)
+    rehearsal = Rehearsal(original, new_labels={NEW})
+    silver = rehearsal.silver(["A goat ate an apple .", "Nothing here ."], unsure={"cat"})
+    # The student finds the goat (ANIMAL), and calls "apple" an ANIMAL too: an old entity
+    # stays as the original predicted it.
+    student = ruler_pipeline([{"label": NEW, "pattern": "goat"}, {"label": NEW, "pattern": "apple"}])
+    first, second = rehearsal.with_student(silver, student)
+    assert [(t.text, t.ent_iob_, t.ent_type_) for t in first.reference] == [
+        ("A", "O", ""), ("goat", "", ""), ("ate", "O", ""), ("an", "O", ""), ("apple", "B", "FRUIT"),
+        (".", "O", "")]
+    assert second is silver[1]  # nothing new found: the same example
+    assert [t.ent_iob_ for t in silver[0].reference] == ["O", "O", "O", "O", "B", "O"]  # not changed in place
+
+
 def test_original_without_ner_or_only_new_labels_rehearses_nothing():
     assert Rehearsal(spacy.blank("en"), new_labels={NEW}).old_labels == set()
     assert Rehearsal(ruler_pipeline([{"label": NEW, "pattern": "cat"}]), new_labels={NEW}).old_labels == set()
