@@ -101,6 +101,18 @@ def test_train_saves(tmp_path):
     assert leftovers(tmp_path, "out") == ["train.jsonl"]
 
 
+def test_train_learn_rate_reaches_the_optimizer(demo_model, tmp_path):
+    # At --learn-rate 0 a resumed model's weights come back unchanged.
+    model = demo_model[3]
+    write_jsonl(tmp_path / "train.jsonl", RECIPE_DATA)
+    code, out, err = run_cli("train", "train.jsonl", "--model", str(model), "--learn-rate", "0",
+                             "-n", "2", "--output", "out", cwd=tmp_path)
+    assert code == 0, out + err
+    weights = [spacy.load(path).get_pipe("ner").model.get_ref("lower").get_param("W")
+               for path in (model, tmp_path / "out")]
+    assert (weights[0] == weights[1]).all()
+
+
 @pytest.fixture
 def bad_data(tmp_path):
     """A JSONL file whose second record has a span ending inside a token."""
