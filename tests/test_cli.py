@@ -2,9 +2,6 @@
 `train` driven by a config that uses the registered reader, labels, batcher and callback."""
 import json
 import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,18 +11,8 @@ import srsly
 import spacy_ner_trainer.save
 from spacy_ner_trainer import NerCorpus, verify
 from spacy_ner_trainer.save import save_pipeline
-from pipelines import NEW_NER_DATA, RECIPE_DATA, RECIPE_ENTS, conll_counts, ents, ncbi_path, recipe_trained
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def run_cli(*args, cwd):
-    """`python -m spacy_ner_trainer ARGS` in `cwd`: (returncode, stdout, stderr), colours removed."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "spacy_ner_trainer", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600,
-    )
-    return proc.returncode, ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
+from pipelines import (NEW_NER_DATA, RECIPE_DATA, RECIPE_ENTS, conll_counts, ents, ncbi_path, recipe_trained,
+                       run_cli)
 
 
 def write_jsonl(path, data):
