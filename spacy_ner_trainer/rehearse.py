@@ -120,7 +120,6 @@ class Rehearsal:
             out.append(Example(same_tokens(self.original.vocab, doc), silver))
         return out
 
-
     def with_student(self, silver: Sequence[Example], student: Language) -> List[Example]:
         """The silver examples with the tokens that `student`, the pipeline in training, now
         predicts as new-label entities left unannotated: the new labels' entities in raw
