@@ -16,7 +16,7 @@ the same dropout and the same batch-size schedule (compounding 4 -> 32 x1.001, i
   (d)  the seed loop, `python ../shared/reference/seed_loop_v3.py TRAIN.jsonl N MODEL OUT`
 
 Every method runs in its own subprocess, one after another (never in parallel), interleaved
-across --repeats; the table shows medians. For each it reports:
+across --repeats in an order that rotates every repeat; the table shows medians. For each it reports:
 
   w/s        training words / wall seconds of the training loop. (a)/(b): from the logger's
              setup to its finalize (reading the corpus once, the step-0 evaluation on the dev
@@ -649,8 +649,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             notes.extend(preps[name].notes)
         runs: Dict[Tuple[str, str], List[Run]] = {}
         for repeat in range(args.repeats):
+            # The order rotates every repeat, so that no method always runs after the same one.
+            shift = repeat % len(methods)
             for name in corpora:
-                for method in methods:
+                for method in methods[shift:] + methods[:shift]:
                     run = run_method(method, repeat, preps[name], base, args, work)
                     runs.setdefault((name, method), []).append(run)
                     print(f"  [{time.perf_counter() - started:6.0f}s] {name} {method} #{repeat}: "
