@@ -147,17 +147,17 @@ class Rehearsal:
         return out
 
 
-def entity_words(examples: Iterable[Example], labels: Iterable[str]) -> Set[str]:
+def entity_words(examples: Iterable[Example], labels: Optional[Iterable[str]] = None) -> Set[str]:
     """Lower-cased content words (alphabetic, not stop words) of the gold entities with these
-    labels. A raw text's silver example leaves them unannotated: marking them "O" would teach
-    the new label's entities in raw texts as "not an entity", which costs the new label its
-    recall."""
-    labels = set(labels)
+    labels (None: any label). A raw text's silver example leaves them unannotated: marking them
+    "O" would teach the new label's entities in raw texts as "not an entity", which costs the
+    new label its recall."""
+    wanted = None if labels is None else set(labels)
     return {
         token.lower_
         for eg in examples
         for ent in eg.reference.ents
-        if ent.label_ in labels
+        if wanted is None or ent.label_ in wanted
         for token in ent
         if token.is_alpha and not token.is_stop
     }
@@ -200,11 +200,18 @@ def rehearsal_corpus_v1(
     def rehearsal(nlp: Language) -> Iterator[Example]:
         if not state:
             original = spacy.load(source)
-            # One pass to learn which labels the new data carries; the rest are rehearsed.
-            labels = collect_labels(corpus(nlp))
-            state["rehearsal"] = Rehearsal(original, labels)
             texts = list(read_texts(raw_path)) if raw_path else []
-            unsure = entity_words(corpus(nlp), labels) if texts else set()
+            # One pass learns which labels the new data carries (the rest are rehearsed) and,
+            # when there are raw texts, the words of its entities.
+            unsure: Set[str] = set()
+
+            def noting_words(examples: Iterable[Example]) -> Iterator[Example]:
+                for eg in examples:
+                    unsure.update(entity_words([eg]))
+                    yield eg
+
+            labels = collect_labels(noting_words(corpus(nlp)) if texts else corpus(nlp))
+            state["rehearsal"] = Rehearsal(original, labels)
             state["silver"] = state["rehearsal"].silver(texts, unsure)  # type: ignore[attr-defined]
             logger.info("rehearsing %s from %s", sorted(state["rehearsal"].old_labels), source)  # type: ignore[attr-defined]
         rehearse: Rehearsal = state["rehearsal"]  # type: ignore[assignment]

@@ -608,6 +608,35 @@ def test_rehearsal_corpus_fills_the_gold(base_path, base, tmp_path):
             assert [(e.start, e.end) for e in eg.reference.ents if e.label_ == OLD] == expected
 
 
+def test_rehearsal_corpus_reads_the_wrapped_corpus_once_at_setup(base_path, tmp_path):
+    """Setup learns the new labels and their entity words in one pass (a corpus may be larger
+    than memory), then every epoch reads it once; the silver examples leave those words
+    unannotated."""
+    from spacy.util import registry
+
+    train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
+    raw = tmp_path / "raw.txt"
+    raw.write_text("A cat ate an apple .\n", encoding="utf8")
+    reads = []
+    inner = NerCorpus(train_path)
+
+    def counted(nlp):
+        reads.append(1)
+        return inner(nlp)
+
+    make = registry.readers.get("spacy-ner-trainer.RehearsalCorpus.v1")
+    corpus = make(corpus=counted, source=str(base_path), raw_path=str(raw), ratio=1.0)
+    nlp = spacy.blank("en")
+    first = list(corpus(nlp))
+    assert len(reads) == 2  # setup + the first epoch
+    list(corpus(nlp))
+    assert len(reads) == 3
+    assert "cat" in {t.lower_ for eg in first for ent in eg.reference.ents if ent.label_ == NEW for t in ent}
+    silver = next(eg for eg in first if eg.reference.text == "A cat ate an apple .")
+    iob = {t.text: (t.ent_iob_, t.ent_type_) for t in silver.reference}
+    assert iob["cat"] == ("", "") and iob["ate"] == ("O", "") and iob["apple"] == ("B", OLD)
+
+
 def run_cli(*args, cwd) -> Tuple[int, str, str]:
     proc = subprocess.run([sys.executable, "-m", "spacy_ner_trainer", *map(str, args)],
                           cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600)
