@@ -182,16 +182,17 @@ def train(
         logger.info("rehearsing %s while training %s", sorted(original.old_labels), sorted(labels))
         if buffer_size <= 0:
             train_data = list(original.fill(train_data))
+            unsure = entity_words(train_data, labels)
         else:
-            # Streamed: still predict every text now, before the first update changes the model.
-            for _ in original.fill(to_examples(nlp, train_data)):
-                pass
+            # Streamed: still predict every text now, before the first update changes the
+            # model; the same pass collects the new labels' words.
+            unsure = entity_words(original.fill(to_examples(nlp, train_data)), labels)
             examples = lambda: original.fill(to_examples(nlp, train_data))  # noqa: E731
         texts = _texts(rehearse_data)
         if texts and not retention_texts:
             held = max(1, len(texts) // 10)
             texts, retention_texts = texts[:-held], texts[-held:]
-        silver = original.silver(texts, entity_words(examples(), labels)) if texts else []
+        silver = original.silver(texts, unsure) if texts else []
     if original.old_labels and retention_texts:
         retention_examples = original.silver(retention_texts)
     ner, resumed, trained = _prepare_ner(nlp)

@@ -378,6 +378,25 @@ def test_streamed_rehearsal_predicts_with_the_original_before_any_update(base_pa
                       "by the model being trained, not the original")
 
 
+
+def test_streamed_rehearsal_reads_the_data_twice_before_training(base_path, tmp_path):
+    """A streamed corpus may not fit in memory: setup reads it once for the labels and once to
+    predict the old labels and collect the new labels' words, then once an epoch."""
+    train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
+    inner = NerCorpus(train_path)
+    reads = []
+
+    def counted(nlp):
+        reads.append(1)
+        return inner(nlp)
+
+    raw = [t for t, _ in make_data(BASE_TEMPLATES, 20, set(), seed=11)]
+    result = train(spacy.load(base_path), counted, n_iter=2, seed=0, rehearse=True, rehearse_data=raw,
+                   buffer_size=8, batch_size=8)
+    assert len(reads) == 2 + 2
+    assert result.retention_examples  # rehearsal ran, holding back raw texts
+
+
 # 2. Raw rehearsal texts
 
 
