@@ -21,7 +21,7 @@ What it measures (per corpus, train file from ../shared/data)
 Both update forms start from the same seed and see the same batches; each round is --steps
 batches of --batch examples with dropout 0.5. `x(a)` is the median over rounds of
 time(a) / time(form): above 1.00 the form is faster. The update step is what the trainers
-spend their loop in (bench_train prints that train() spends >99% of its loop in it).
+spend their loop in (bench_train prints that train() spends about 99% of its loop in it).
 
 Run
 ---
