@@ -16,7 +16,11 @@ the same dropout and the same batch-size schedule (compounding 4 -> 32 x1.001, i
   (d)  the seed loop, `python ../shared/reference/seed_loop_v3.py TRAIN.jsonl N MODEL OUT`
 
 Every method runs in its own subprocess, one after another (never in parallel), interleaved
-across --repeats in an order that rotates every repeat; the table shows medians. For each it reports:
+across --repeats in an order that rotates every repeat; the table shows medians. With --paired,
+(a) instead runs at the same time as each other method, each pinned to its own CPU core
+(swapped every pair), so that both see the same machine; x(a) of words/s is then the median of
+those pairs' ratios, which takes out the drift of a shared machine's speed over minutes. For
+each it reports:
 
   w/s        training words / wall seconds of the training loop. (a)/(b): from the logger's
              setup to its finalize (reading the corpus once, the step-0 evaluation on the dev
@@ -71,6 +75,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -342,9 +347,11 @@ with open(sys.argv[1], "w") as out:
 """
 
 
-def spawn(cmd: Sequence[str], log: Path) -> Tuple[float, float, float]:
-    """Run `cmd` alone, output to `log`; returns wall seconds, CPU seconds (user + sys) and
-    peak RSS (MB) of that process alone."""
+def spawn(cmd: Sequence[str], log: Path, core: Optional[int] = None) -> Tuple[float, float, float]:
+    """Run `cmd` (on CPU core `core` only, where given), output to `log`; returns wall seconds,
+    CPU seconds (user + sys) and peak RSS (MB) of that process alone."""
+    if core is not None:
+        cmd = ["taskset", "-c", str(core), *cmd]  # taskset execs: the launcher still waits on the trainer
     usage_file = log.with_suffix(".usage.json")
     with log.open("wb") as out:
         subprocess.run([sys.executable, "-S", "-c", LAUNCHER, str(usage_file), *cmd], stdout=out,
@@ -357,8 +364,8 @@ def spawn(cmd: Sequence[str], log: Path) -> Tuple[float, float, float]:
 
 
 def run_method(method: str, repeat: int, prep: Prepared, base: Config, args: argparse.Namespace,
-               work: Path) -> Run:
-    rdir = work / prep.name / f"{method}-{repeat}"
+               work: Path, core: Optional[int] = None, tag: str = "") -> Run:
+    rdir = work / prep.name / f"{method}-{repeat}{tag}"
     rdir.mkdir()
     log = rdir / "log.txt"
     timing = rdir / TIMING_FILE
@@ -368,7 +375,7 @@ def run_method(method: str, repeat: int, prep: Prepared, base: Config, args: arg
         config.to_disk(rdir / "config.cfg")
         cmd = [sys.executable, "-m", "spacy", "train", str(rdir / "config.cfg"), "--output", str(rdir / "out"),
                "--code", str(Path(__file__).resolve())]
-        wall, cpu, rss = spawn(cmd, log)
+        wall, cpu, rss = spawn(cmd, log, core)
         t = json.loads(timing.read_text())
         per_epoch = {"a": prep.a_words, "a-raw": prep.a_raw_words}.get(method, prep.n_words)
         words, loop_wall, loop_cpu, model = per_epoch * args.epochs, t["loop_wall"], t["loop_cpu"], rdir / "out" / "model-last"
@@ -379,14 +386,14 @@ def run_method(method: str, repeat: int, prep: Prepared, base: Config, args: arg
         cmd = [sys.executable, str(Path(__file__).resolve()), "_worker-c", str(base_path), str(prep.train),
                str(rdir / "model"), str(timing), "--epochs", str(args.epochs), "--limit", str(args.limit),
                "--schedule", args.c_schedule, "--seed", str(repeat)]
-        wall, cpu, rss = spawn(cmd, log)
+        wall, cpu, rss = spawn(cmd, log, core)
         t = json.loads(timing.read_text())
         words, loop_wall, loop_cpu, model = t["words"], t["loop_wall"], t["loop_cpu"], rdir / "model"
         extra["update_seconds"] = t["update_seconds"]
     elif method == "d":
         cmd = [sys.executable, str(args.seed_loop), str(prep.seed_jsonl), str(args.epochs), str(prep.init_model),
                str(rdir / "model")]
-        wall, cpu, rss = spawn(cmd, log)
+        wall, cpu, rss = spawn(cmd, log, core)
         line = [ln for ln in log.read_text().splitlines() if ln.startswith('{"train_seconds"')][-1]
         t = json.loads(line)
         words, loop_wall, loop_cpu, model = t["words"], t["train_seconds"], None, rdir / "model"
@@ -506,7 +513,14 @@ def _ratio(value: Optional[float], base: Optional[float]) -> str:
     return f"{value / base:.2f}" if value and base else "-"
 
 
-def print_table(rows: List[Row]) -> None:
+def wps_ratio(row: Row, a: Row, pairs: Dict[Tuple[str, str], List[float]]) -> float:
+    """words/s against (a): with --paired, the median of the ratios of runs made at the same
+    time; else the ratio of the medians."""
+    paired = pairs.get((row.corpus, row.method))
+    return statistics.median(paired) if paired else row.loop_wps / a.loop_wps
+
+
+def print_table(rows: List[Row], pairs: Dict[Tuple[str, str], List[float]]) -> None:
     header = (f"{'corpus':<7} {'method':<28} {'ep':>2} {'words':>7} {'loop s':>6} {'w/s':>6} {'x(a)':>5} "
               f"{'cpu w/s':>7} {'x(a)':>5} {'proc cpu w/s':>12} {'x(a)':>5} {'wall s':>6} "
               f"{'P':>5} {'R':>5} {'F':>5} {'RSS MB':>6}")
@@ -517,7 +531,7 @@ def print_table(rows: List[Row]) -> None:
         a = base.get(row.corpus)
         loop_cpu = f"{row.loop_cpu_wps:,.0f}" if row.loop_cpu_wps else "-"
         print(f"{row.corpus:<7} {LABELS[row.method]:<28} {row.epochs:>2} {row.words:>7,} {row.loop_wall:>6.1f} "
-              f"{row.loop_wps:>6,.0f} {_ratio(row.loop_wps, a and a.loop_wps):>5} "
+              f"{row.loop_wps:>6,.0f} {f'{wps_ratio(row, a, pairs):.2f}' if a else '-':>5} "
               f"{loop_cpu:>7} {_ratio(row.loop_cpu_wps, a and a.loop_cpu_wps):>5} "
               f"{row.proc_cpu_wps:>12,.0f} {_ratio(row.proc_cpu_wps, a and a.proc_cpu_wps):>5} {row.wall:>6.1f} "
               f"{row.p:>5.1f} {row.r:>5.1f} {row.f:>5.1f} {row.rss_mb:>6.0f}")
@@ -525,7 +539,8 @@ def print_table(rows: List[Row]) -> None:
           "proc cpu w/s: words / CPU seconds of the whole process; P/R/F: test, in %")
 
 
-def print_targets(rows: List[Row], callback: Dict[str, Tuple[float, float]]) -> bool:
+def print_targets(rows: List[Row], callback: Dict[str, Tuple[float, float]],
+                  pairs: Dict[Tuple[str, str], List[float]]) -> bool:
     print("\nTargets")
     by = {(r.corpus, r.method): r for r in rows}
     ok_all = True
@@ -537,7 +552,10 @@ def print_targets(rows: List[Row], callback: Dict[str, Tuple[float, float]]) -> 
 
     def speed(row: Row, a: Row) -> str:
         cpu = _ratio(row.loop_cpu_wps, a.loop_cpu_wps)
-        return (f"words/s {row.loop_wps:,.0f} = {row.loop_wps / a.loop_wps:.2f}x (a) {a.loop_wps:,.0f}; "
+        paired = pairs.get((row.corpus, row.method))
+        how = (f" (median of {len(paired)} runs made alongside (a): "
+               + "/".join(f"{x:.2f}" for x in paired) + ")") if paired else ""
+        return (f"words/s {row.loop_wps:,.0f} = {wps_ratio(row, a, pairs):.2f}x (a) {a.loop_wps:,.0f}{how}; "
                 f"per loop CPU second {cpu}x, per process CPU second "
                 f"{row.proc_cpu_wps / a.proc_cpu_wps:.2f}x")
 
@@ -548,7 +566,7 @@ def print_targets(rows: List[Row], callback: Dict[str, Tuple[float, float]]) -> 
         for m in ("b", "c"):
             row = by.get((corpus, m))
             if row is not None:
-                check(row.loop_wps >= a.loop_wps, f"{corpus} ({m}) >= 1.00x (a): {speed(row, a)}")
+                check(wps_ratio(row, a, pairs) >= 1.0, f"{corpus} ({m}) >= 1.00x (a): {speed(row, a)}")
         b0 = by.get((corpus, "b0"))
         if b0 is not None:
             print(f"  info  {corpus} (b0), the plugin's reader, labels and batcher without the callback: "
@@ -593,6 +611,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="(c)'s batch-size schedule: one across epochs as spaCy's, or train()'s default")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 epoch, --limit 300, --test-limit 300")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (configs, logs, models)")
+    parser.add_argument("--paired", action="store_true",
+                        help="run (a) at the same time as each other method, one CPU core each (swapped every "
+                             "pair); x(a) is then the median of those pairs' ratios")
     args = parser.parse_args(argv)
     if args.quick:
         args.epochs = args.epochs or 1
@@ -648,16 +669,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"  [{time.perf_counter() - started:6.0f}s] {name} prepared", flush=True)
             notes.extend(preps[name].notes)
         runs: Dict[Tuple[str, str], List[Run]] = {}
+        pairs: Dict[Tuple[str, str], List[float]] = {}
+
+        def log(name: str, run: Run, repeat: int) -> None:
+            print(f"  [{time.perf_counter() - started:6.0f}s] {name} {run.method} #{repeat}: "
+                  f"{run.words / run.loop_wall:,.0f} words/s, wall {run.wall:.1f}s, "
+                  f"RSS {run.rss_mb:.0f} MB", flush=True)
+
         for repeat in range(args.repeats):
             # The order rotates every repeat, so that no method always runs after the same one.
             shift = repeat % len(methods)
             for name in corpora:
-                for method in methods[shift:] + methods[:shift]:
-                    run = run_method(method, repeat, preps[name], base, args, work)
-                    runs.setdefault((name, method), []).append(run)
-                    print(f"  [{time.perf_counter() - started:6.0f}s] {name} {method} #{repeat}: "
-                          f"{run.words / run.loop_wall:,.0f} words/s, wall {run.wall:.1f}s, "
-                          f"RSS {run.rss_mb:.0f} MB", flush=True)
+                order = methods[shift:] + methods[:shift]
+                if not args.paired:
+                    for method in order:
+                        run = run_method(method, repeat, preps[name], base, args, work)
+                        runs.setdefault((name, method), []).append(run)
+                        log(name, run, repeat)
+                    continue
+                for j, method in enumerate(m for m in order if m != "a"):
+                    # (a) and the method at the same time, one a core (swapped every pair).
+                    core = (repeat + j) % 2
+                    with ThreadPoolExecutor(2) as pool:
+                        a_job = pool.submit(run_method, "a", repeat, preps[name], base, args, work, core,
+                                            f"-with-{method}")
+                        m_job = pool.submit(run_method, method, repeat, preps[name], base, args, work, 1 - core)
+                        a_run, m_run = a_job.result(), m_job.result()
+                    for run in (a_run, m_run):
+                        runs.setdefault((name, run.method), []).append(run)
+                        log(name, run, repeat)
+                    pairs.setdefault((name, method), []).append(
+                        (m_run.words / m_run.loop_wall) / (a_run.words / a_run.loop_wall))
         rows, callback, params = [], {}, {}
         for (name, method), group in runs.items():
             row = summarize(group, args.epochs)
@@ -672,8 +714,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if method == "b":
                 callback[name] = time_callback(group[-1].model)
         print()
-        print_table(rows)
-        ok = print_targets(rows, callback)
+        print_table(rows, pairs)
+        ok = print_targets(rows, callback, pairs)
         print_notes(args, preps, rows, params, callback, notes)
         print(f"\ntotal {time.perf_counter() - started:.0f}s")
         return 0 if ok else 1
@@ -713,6 +755,10 @@ def print_notes(args: argparse.Namespace, preps: Dict[str, Prepared], rows: List
         + (f" (first {args.test_limit})" if args.test_limit else "") + ", spaCy's Scorer (nlp.evaluate); "
         "repeat r trains (a), (b), (b0) and (c) with seed r ([training.seed], the batcher's seed, train(seed=)), "
         "so P/R/F are medians over seeds; (d) takes no seed argument and runs seed 0 every time",
+        *(["--paired: in every repeat (a) ran once alongside each other method, at the same time, the two "
+            "pinned to different CPU cores (swapped every pair); (a)'s row is over all its runs, and x(a) of "
+            "w/s is the median of the pairs' ratios (listed under Targets); the other x(a) columns are "
+            "ratios of medians"] if args.paired else []),
         "test F per repeat: " + "; ".join(
             f"{row.corpus} {row.method} " + "/".join(f"{r.extra['f']:.1f}" for r in row.runs) for row in rows),
     ]
