@@ -753,8 +753,9 @@ def print_notes(args: argparse.Namespace, preps: Dict[str, Prepared], rows: List
         "test scores: every repeat's saved pipeline (model-last for spacy train) on "
         + ", ".join(f"{p.test.name}" for p in preps.values())
         + (f" (first {args.test_limit})" if args.test_limit else "") + ", spaCy's Scorer (nlp.evaluate); "
-        "repeat r trains (a), (b), (b0) and (c) with seed r ([training.seed], the batcher's seed, train(seed=)), "
-        "so P/R/F are medians over seeds; (d) takes no seed argument and runs seed 0 every time",
+        "repeat r trains " + ", ".join(f"({m})" for m in dict.fromkeys(r.method for r in rows) if m != "d")
+        + " with seed r ([training.seed], the batcher's seed, train(seed=)), so P/R/F are medians over seeds"
+        + ("; (d) takes no seed argument and runs seed 0 every time" if any(r.method == "d" for r in rows) else ""),
         *(["--paired: in every repeat (a) ran once alongside each other method, at the same time, the two "
             "pinned to different CPU cores (swapped every pair); (a)'s row is over all its runs, and x(a) of "
             "w/s is the median of the pairs' ratios (listed under Targets); the other x(a) columns are "
