@@ -688,7 +688,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         log(name, run, repeat)
                     continue
                 for j, method in enumerate(m for m in order if m != "a"):
-                    # (a) and the method at the same time, one a core (swapped every pair).
+                    # (a) and the method at the same time, one core each (swapped every pair).
                     core = (repeat + j) % 2
                     with ThreadPoolExecutor(2) as pool:
                         a_job = pool.submit(run_method, "a", repeat, preps[name], base, args, work, core,

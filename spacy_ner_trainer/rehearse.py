@@ -201,8 +201,8 @@ def rehearsal_corpus_v1(
         if not state:
             original = spacy.load(source)
             texts = list(read_texts(raw_path)) if raw_path else []
-            # One pass learns which labels the new data carries (the rest are rehearsed) and,
-            # when there are raw texts, the words of its entities.
+            # One pass learns which labels the new data carries (the rest are rehearsed) and
+            # the words of its entities.
             unsure: Set[str] = set()
 
             def noting_words(examples: Iterable[Example]) -> Iterator[Example]:
@@ -210,7 +210,7 @@ def rehearsal_corpus_v1(
                     unsure.update(entity_words([eg]))
                     yield eg
 
-            labels = collect_labels(noting_words(corpus(nlp)) if texts else corpus(nlp))
+            labels = collect_labels(noting_words(corpus(nlp)))
             state["rehearsal"] = Rehearsal(original, labels)
             state["silver"] = state["rehearsal"].silver(texts, unsure)  # type: ignore[attr-defined]
             logger.info("rehearsing %s from %s", sorted(state["rehearsal"].old_labels), source)  # type: ignore[attr-defined]
