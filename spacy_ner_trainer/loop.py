@@ -160,6 +160,10 @@ def train(
         rehearse_ratio (float): silver examples per training example in every epoch.
     RETURNS (TrainResult): losses and dev scores per epoch, labels, words/s.
     """
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout {dropout} is not a rate: use a value from 0 up to (not including) 1")
+    if learn_rate is not None and learn_rate < 0:
+        raise ValueError(f"learn rate {learn_rate} is negative: use 0 or more (spaCy's default is 0.001)")
     if buffer_size > 0 and not isinstance(train_data, (str, Path, list, tuple)) and not callable(train_data):
         raise ValueError("streamed training data is read once an epoch: pass a path, a list or a "
                          "corpus callable such as NerCorpus(path), not a one-shot iterator")

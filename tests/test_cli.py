@@ -100,6 +100,15 @@ def test_train_learn_rate_reaches_the_optimizer(demo_model, tmp_path):
     assert (weights[0] == weights[1]).all()
 
 
+
+def test_train_negative_learn_rate_one_line_exit_2(tmp_path):
+    write_jsonl(tmp_path / "train.jsonl", RECIPE_DATA)
+    code, out, err = run_cli("train", "train.jsonl", "--learn-rate", "-1", "--output", "out", cwd=tmp_path)
+    assert code == 2
+    assert "learn rate -1.0 is negative" in out + err and "Traceback" not in out + err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture
 def bad_data(tmp_path):
     """A JSONL file whose second record has a span ending inside a token."""

@@ -245,6 +245,17 @@ def test_learn_rate_sets_the_optimizer_rate(recipe):
     assert not (weights[None][0] == weights[None][1]).all()
 
 
+
+@pytest.mark.parametrize("option,value,message", [("learn_rate", -0.001, "learn rate -0.001 is negative"),
+                                                   ("dropout", 1.0, "dropout 1.0 is not a rate"),
+                                                   ("dropout", -0.1, "dropout -0.1 is not a rate")])
+def test_bad_rates_are_refused_before_training(option, value, message):
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match=message):
+        train(nlp, RECIPE_DATA, n_iter=1, **{option: value})
+    assert "ner" not in nlp.pipe_names  # refused before anything changed
+
+
 # Determinism
 
 
