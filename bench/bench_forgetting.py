@@ -25,9 +25,9 @@ Everything from ../shared/data (--data), in one process, one step after another,
        Chem agree F  agreement with the base's Chemical predictions on BC5CDR test: the base's
                      predicted Chemical entities are the gold, the variant's are scored against
                      them (100 = the same Chemical entities as the base)
-     Each model predicts each test set once (spacy_ner_trainer.verify.predict, over the files'
+     Each model predicts each test set once (spacy_ner_trainer.evaluate.predict, over the files'
      own tokens); the per-label P/R/F are spaCy's get_ner_prf on those predictions, exactly
-     what spacy_ner_trainer.verify.evaluate computes.
+     what spacy_ner_trainer.evaluate.evaluate computes.
 
 Targets (from the issue): with rehearsal, Chemical F within 1.0 point of the base (the naive
 drop is printed beside it), and Disease F within 1.0 point of naive fine-tuning. They are
@@ -77,7 +77,7 @@ from spacy.training import Example
 from spacy_ner_trainer import NerCorpus, train
 from spacy_ner_trainer.loop import DEFAULT_DROPOUT
 from spacy_ner_trainer.rehearse import Rehearsal
-from spacy_ner_trainer.verify import predict
+from spacy_ner_trainer.evaluate import predict
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OLD, NEW = "Chemical", "Disease"

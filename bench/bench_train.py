@@ -405,7 +405,7 @@ def run_method(method: str, repeat: int, prep: Prepared, base: Config, args: arg
 def worker_c(argv: Sequence[str]) -> None:
     """(c) in its own process: `train()` on the config's (standalone) ner, then save."""
     from spacy_ner_trainer import NerCorpus, train
-    from spacy_ner_trainer.loop import DEFAULT_BATCH_SIZE
+    from spacy_ner_trainer.batching import DEFAULT_BATCH_SIZE
 
     parser = argparse.ArgumentParser(prog="bench_train.py _worker-c")
     for name in ("config", "train", "output", "timing"):

@@ -18,7 +18,7 @@ from .debug import debug_data
 from .init_config import make_config
 from .labels import LOW_COUNT, count_labels, move_table
 from .loop import DEFAULT_DROPOUT, DEFAULT_N_ITER, TrainResult, train
-from .rehearse import ner_labels
+from .pipeline import ner_labels
 from .report import render_html
 from .readers import NerCorpus
 from .save import check_output_dir, save_pipeline, write_atomically

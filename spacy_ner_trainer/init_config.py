@@ -7,7 +7,9 @@ import spacy
 from spacy.cli.init_config import init_config
 from thinc.api import Config
 
-from .loop import DEFAULT_BUFFER_SIZE, DEFAULT_DROPOUT, listened_by
+from .batching import DEFAULT_BUFFER_SIZE
+from .loop import DEFAULT_DROPOUT
+from .pipeline import listened_by
 
 
 def _reader(path: str) -> Dict[str, Any]:

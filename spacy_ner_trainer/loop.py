@@ -4,29 +4,26 @@ import time
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from spacy.language import Language
 from spacy.training import Example
-from spacy.util import compounding, fix_random_seed, minibatch
+from spacy.util import fix_random_seed
 from tqdm import tqdm
 
 from .errors import logger
 from .labels import collect_labels, move_table, warn_low_counts
 from .readers import TrainingData, to_examples
 from .rehearse import Rehearsal, entity_words, interleave, read_texts
-from .verify import evaluate
+from .batching import DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_SIZE, BatchSize, batch_sizes, shuffled_batches_v1, shuffled_minibatches  # noqa: F401
+from .evaluate import evaluate
+from .pipeline import prepare_ner
 
 # Chosen with bench/bench_defaults.py (README, "Defaults"): dropout 0.2 learns as well as 0.1-0.3
 # and twice as fast as 0.5; 30 epochs cover the recipe's two sentences (18-22 epochs at 0.2) with
 # a margin, and the corpus curves level off by epochs 10-15.
 DEFAULT_N_ITER = 30
 DEFAULT_DROPOUT = 0.2
-DEFAULT_BATCH_SIZE = (4.0, 32.0, 1.001)  # compounding start, stop, rate: the recipe's
-DEFAULT_BUFFER_SIZE = 10000
-
-T = TypeVar("T")
-BatchSize = Union[int, Tuple[float, float, float], Iterable[float]]
 
 
 @dataclass
@@ -56,64 +53,6 @@ class TrainResult:
             "words_per_second": self.words_per_second,
             "resumed": self.resumed,
         }
-
-
-def shuffled_minibatches(
-    items: Iterable[T], size: Iterable[float], rng: random.Random, buffer_size: int = 0
-) -> Iterator[List[T]]:
-    """Minibatches of the `size` schedule, drawn from a shuffle buffer of `buffer_size` items
-    (0: all of them, a full shuffle), so a stream is shuffled without being held in memory."""
-    if buffer_size <= 0:
-        pool = list(items)
-        rng.shuffle(pool)
-        return minibatch(pool, size=iter(size))
-    return minibatch(_buffer_shuffle(items, rng, buffer_size), size=iter(size))
-
-
-def _buffer_shuffle(items: Iterable[T], rng: random.Random, buffer_size: int) -> Iterator[T]:
-    buffer: List[T] = []
-    for item in items:
-        if len(buffer) < buffer_size:
-            buffer.append(item)
-            continue
-        i = rng.randrange(buffer_size)
-        yield buffer[i]
-        buffer[i] = item
-    rng.shuffle(buffer)
-    yield from buffer
-
-
-def batch_sizes(batch_size: BatchSize) -> Iterable[float]:
-    """A fresh size schedule: an int repeats, (start, stop, rate) compounds."""
-    if isinstance(batch_size, int):
-        return iter(lambda: batch_size, None)
-    if isinstance(batch_size, tuple):
-        return compounding(*batch_size)
-    return batch_size
-
-
-def shuffled_batches_v1(
-    size: Optional[Union[int, Iterable[float]]] = None,
-    buffer_size: int = DEFAULT_BUFFER_SIZE,
-    seed: int = 0,
-) -> Callable[[Iterable[Example]], Iterable[List[Example]]]:
-    """Registered as spacy-ner-trainer.shuffled_batches.v1: compounding minibatches drawn from
-    a shuffle buffer, so that streamed corpora (max_epochs = -1) are shuffled too.
-
-    Args:
-        size (Optional[Union[int, Iterable[float]]]): batch size schedule, in examples;
-            default compounding 4 -> 32, x1.001.
-        buffer_size (int): examples held for shuffling; 0 shuffles the whole epoch in memory.
-        seed (int): seed of the shuffle.
-    RETURNS (Callable): the batcher, called by spaCy once an epoch.
-    """
-    rng = random.Random(seed)
-    sizes = batch_sizes(DEFAULT_BATCH_SIZE if size is None else size)
-
-    def batcher(items: Iterable[Example]) -> Iterable[List[Example]]:
-        return shuffled_minibatches(items, sizes, rng, buffer_size)
-
-    return batcher
 
 
 def train(
@@ -199,7 +138,7 @@ def train(
         silver = original.silver(texts, unsure) if texts else []
     if original.old_labels and retention_texts:
         retention_examples = original.silver(retention_texts)
-    ner, resumed, trained = _prepare_ner(nlp)
+    ner, resumed, trained = prepare_ner(nlp)
     result = TrainResult(labels=labels, resumed=resumed)
     if original.old_labels and retention_texts:
         result.retention_examples = retention_examples
@@ -251,35 +190,3 @@ def _texts(data: Optional[Union[str, Path, Sequence[str]]]) -> List[str]:
     if data is None:
         return []
     return list(read_texts(data)) if isinstance(data, (str, Path)) else list(data)
-
-
-def _prepare_ner(nlp: Language) -> Tuple[Any, bool, List[str]]:
-    """The `ner` to train, whether it has weights to resume from, and the components to train:
-    `ner`, or `ner` and the untrained tok2vec it listens to."""
-    ner = nlp.get_pipe("ner") if "ner" in nlp.pipe_names else nlp.add_pipe("ner", last=True)
-    trained = ["ner"]
-    upstream = listened_by(nlp, "ner")
-    if upstream is not None:
-        if has_weights(nlp.get_pipe(upstream)):
-            # Training through the listener would change the shared tok2vec/transformer and
-            # with it every other component's output: ner gets its own copy instead.
-            nlp.replace_listeners(upstream, "ner", ["model.tok2vec"])
-        else:
-            trained.insert(0, upstream)
-    return ner, bool(ner.move_names) and has_weights(ner), trained
-
-
-def has_weights(component: Any) -> bool:
-    """Whether a component's model has been initialized (one without a model counts as ready)."""
-    model = getattr(component, "model", None)
-    if model is None or model is True:
-        return True
-    return any(node.has_param(name) is True for node in model.walk() for name in node.param_names)
-
-
-def listened_by(nlp: Language, name: str) -> Optional[str]:
-    """The component (tok2vec, transformer) whose output component `name` listens to."""
-    for upstream, component in nlp.pipeline:
-        if name in getattr(component, "listening_components", []):
-            return upstream
-    return None

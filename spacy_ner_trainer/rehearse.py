@@ -11,15 +11,11 @@ from spacy.training import Example
 
 from .errors import NerDataError, logger
 from .labels import collect_labels
+from .pipeline import ner_labels
 from .readers import same_tokens
 
 BATCH_SIZE = 256
 TEXT_SUFFIXES = (".txt", ".text", ".jsonl")  # what a directory of raw texts is searched for
-
-
-def ner_labels(nlp: Language) -> Set[str]:
-    """The labels the pipeline's `ner` predicts; empty without one."""
-    return set(nlp.get_pipe("ner").labels) if "ner" in nlp.pipe_names else set()
 
 
 def read_texts(path: Union[str, Path]) -> Iterator[str]:

@@ -4,7 +4,7 @@ from typing import Any, List, Optional, Sequence
 
 from spacy import displacy
 
-from .verify import Evaluation
+from .evaluate import Evaluation
 
 # How a status is shown: a suffix on the displaCy label and its colour.
 _MARKS = {

@@ -23,7 +23,7 @@ from thinc.api import Config
 from spacy_ner_trainer import NerCorpus, NerDataError, TrainResult, train, verify
 from spacy_ner_trainer.readers import to_examples
 from spacy_ner_trainer.rehearse import Rehearsal, entity_words, interleave, read_texts
-from spacy_ner_trainer.verify import evaluate
+from spacy_ner_trainer.evaluate import evaluate
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

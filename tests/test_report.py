@@ -22,7 +22,7 @@ import pytest
 import spacy
 
 from spacy_ner_trainer import NerCorpus
-from spacy_ner_trainer.verify import evaluate
+from spacy_ner_trainer.evaluate import evaluate
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -1,0 +1,120 @@
+"""Scoring: precision, recall and F per label (spaCy's scorer), support, confusion and mismatches."""
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Tuple
+
+from spacy.language import Language
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from .readers import same_tokens
+
+
+@dataclass
+class Evaluation:
+    """Scores of one pipeline on gold examples, and the examples it got wrong."""
+
+    scores: Dict[str, Any]
+    per_label: Dict[str, Dict[str, float]]
+    mismatches: List[Dict[str, Any]]
+    n_examples: int
+    # gold label -> {"found", "missed", "boundary", "wrong_label": {predicted label: n}}
+    confusion: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    spurious: Dict[str, int] = field(default_factory=dict)  # predicted label -> n
+    # Each example's predicted entities, in order: what the round trip compares against.
+    predicted: List[List[Tuple[int, int, str]]] = field(default_factory=list, repr=False)
+
+    def score_rows(self) -> List[Tuple[str, str, str, str, int]]:
+        """(label, P, R, F, support) per label, then ALL: the table every report shows."""
+        rows = [(label, f"{s['p']:.3f}", f"{s['r']:.3f}", f"{s['f']:.3f}", s["support"])
+                for label, s in sorted(self.per_label.items())]
+        scores = self.scores
+        rows.append(("ALL", f"{scores['ents_p']:.3f}", f"{scores['ents_r']:.3f}", f"{scores['ents_f']:.3f}",
+                     sum(s["support"] for s in self.per_label.values())))
+        return rows
+
+    def confusion_rows(self) -> List[Tuple[str, int, int, int, str, int]]:
+        """(gold label, found, missed, other boundaries, predicted as other labels, spurious)."""
+        rows = []
+        for label in sorted(set(self.confusion) | set(self.spurious)):
+            row = self.confusion.get(label, {"found": 0, "missed": 0, "boundary": 0, "wrong_label": {}})
+            wrong = ", ".join(f"{other} {n}" for other, n in sorted(row["wrong_label"].items())) or "0"
+            rows.append((label, row["found"], row["missed"], row["boundary"], wrong, self.spurious.get(label, 0)))
+        return rows
+
+
+def _fresh(nlp: Language, examples: List[Example]) -> List[Doc]:
+    # New docs over the reference tokens, so no earlier prediction leaks into this one.
+    return [same_tokens(nlp.vocab, eg.predicted) for eg in examples]
+
+
+def predict(nlp: Language, examples: List[Example], batch_size: int = 256) -> List[Example]:
+    """`nlp`'s predictions as new Examples against the same gold."""
+    docs = nlp.pipe(_fresh(nlp, examples), batch_size=batch_size)
+    return [Example(doc, eg.reference) for doc, eg in zip(docs, examples)]
+
+
+def _ents(doc: Doc) -> List[Tuple[int, int, str]]:
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+def evaluate(nlp: Language, examples: Iterable[Example]) -> Evaluation:
+    """Precision, recall and F per label and overall (spaCy's scorer), with support, and the
+    examples whose predicted entities differ from the gold ones."""
+    examples = list(examples)
+    predicted = predict(nlp, examples)
+    prf = get_ner_prf(predicted)
+    support: Dict[str, int] = {}
+    confusion: Dict[str, Dict[str, Any]] = {}
+    spurious: Dict[str, int] = {}
+    mismatches = []
+    for eg in predicted:
+        gold, pred = _ents(eg.reference), _ents(eg.predicted)
+        gold_status, pred_status = compare_entities(gold, pred)
+        for (_, _, label), (status, other) in zip(gold, gold_status):
+            support[label] = support.get(label, 0) + 1
+            row = confusion.setdefault(label, {"found": 0, "missed": 0, "boundary": 0, "wrong_label": {}})
+            if status == "wrong_label":
+                row["wrong_label"][other] = row["wrong_label"].get(other, 0) + 1
+            else:
+                row[status] += 1
+        for (_, _, label), (status, _) in zip(pred, pred_status):
+            if status == "spurious":
+                spurious[label] = spurious.get(label, 0) + 1
+        if set(gold) != set(pred):
+            mismatches.append({
+                "text": eg.reference.text,
+                "gold": [[*ent, status] for ent, (status, _) in zip(gold, gold_status)],
+                "predicted": [[*ent, status] for ent, (status, _) in zip(pred, pred_status)],
+            })
+    per_type = prf.get("ents_per_type") or {}
+    per_label = {
+        label: {**{k: float(v) for k, v in per_type.get(label, {"p": 0.0, "r": 0.0, "f": 0.0}).items()},
+                "support": support.get(label, 0)}
+        for label in sorted(set(per_type) | set(support))
+    }
+    scores = {k: float(prf[k] or 0.0) for k in ("ents_p", "ents_r", "ents_f")}
+    scores["ents_per_type"] = per_label
+    return Evaluation(scores, per_label, mismatches, len(examples), confusion, spurious,
+                      [_ents(eg.predicted) for eg in predicted])
+
+
+Ent = Tuple[int, int, str]
+
+
+def compare_entities(gold: List[Ent], pred: List[Ent]) -> Tuple[List[Tuple[str, str]], List[Tuple[str, str]]]:
+    """(status, other label) for each gold and each predicted entity. Gold: "found",
+    "wrong_label" (same boundaries), "boundary" (overlapped, other boundaries) or "missed".
+    Predicted: "correct", "wrong_label", "boundary" or "spurious" (overlaps no gold entity)."""
+
+    def status(ent: Ent, others: List[Ent], exact: str, none: str) -> Tuple[str, str]:
+        start, end, label = ent
+        same = [o for o in others if o[0] == start and o[1] == end]
+        if same:
+            return (exact, label) if any(o[2] == label for o in same) else ("wrong_label", same[0][2])
+        if any(o[0] < end and start < o[1] for o in others):
+            return "boundary", ""
+        return none, ""
+
+    return ([status(e, pred, "found", "missed") for e in gold],
+            [status(e, gold, "correct", "spurious") for e in pred])
