@@ -265,7 +265,7 @@ class Results:
                     cells.append("-" if r is None else f"{r:.2f}")
             data.append(cells)
         left = 2 if groups else 1
-        aligns: List[Literal["l", "r"]] = ["l"] * left + ["r"] * (len(header) - left)
+        aligns: List[Literal["l", "r"]] = ["l" if i < left else "r" for i in range(len(header))]
         return table(data, header=header, divider=True, aligns=aligns, max_col=40)
 
     def print(self, columns: Mapping[str, str], ratios: Sequence[str] = ()) -> None:
