@@ -121,12 +121,12 @@ class Running:
         return Measurement(usage["rc"], usage["wall"], usage["cpu"], usage["maxrss_kb"] / 1024, output, result)
 
 
-def start(cmd: Sequence[str], *, core: Optional[int] = None, log: Optional[Path] = None) -> Running:
-    """Start `cmd` (pinned to CPU core `core` where given; output to `log` too where given)."""
+def start(cmd: Sequence[Any], *, core: Optional[int] = None, log: Optional[Path] = None) -> Running:
+    """Start `cmd` (str() of each item; pinned to CPU core `core` where given; output to `log` too where given)."""
     return Running([str(c) for c in cmd], core, log)
 
 
-def measure(cmd: Sequence[str], *, core: Optional[int] = None, log: Optional[Path] = None,
+def measure(cmd: Sequence[Any], *, core: Optional[int] = None, log: Optional[Path] = None,
             check: bool = True) -> Measurement:
     """Run `cmd` to its end; see `start` and `Running.wait`."""
     return start(cmd, core=core, log=log).wait(check)
