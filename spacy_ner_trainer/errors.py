@@ -68,3 +68,7 @@ class ChangeLog:
 
     def __bool__(self) -> bool:
         return bool(self.counts)
+
+
+class UsageError(ValueError):
+    """A setting, path or output that cannot work as given: the CLI prints one line and exits 2."""

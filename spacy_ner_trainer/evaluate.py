@@ -1,6 +1,6 @@
 """Scoring: precision, recall and F per label (spaCy's scorer), support, confusion and mismatches."""
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple, Union
 
 from spacy.language import Language
 from spacy.scorer import get_ner_prf
@@ -8,6 +8,9 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from .readers import same_tokens
+
+# The labels scored: None for those in the gold data, "all", or the labels themselves.
+Labels = Union[None, str, Iterable[str]]
 
 
 @dataclass
@@ -23,6 +26,8 @@ class Evaluation:
     spurious: Dict[str, int] = field(default_factory=dict)  # predicted label -> n
     # Each example's predicted entities, in order: what the round trip compares against.
     predicted: List[List[Tuple[int, int, str]]] = field(default_factory=list, repr=False)
+    # Predicted entities of labels that were not scored (none in the gold data), per label.
+    unscored: Dict[str, int] = field(default_factory=dict)
 
     def score_rows(self) -> List[Tuple[str, str, str, str, int]]:
         """(label, P, R, F, support) per label, then ALL: the table every report shows."""
@@ -32,6 +37,13 @@ class Evaluation:
         rows.append(("ALL", f"{scores['ents_p']:.3f}", f"{scores['ents_r']:.3f}", f"{scores['ents_f']:.3f}",
                      sum(s["support"] for s in self.per_label.values())))
         return rows
+
+    def unscored_line(self) -> str:
+        """The predictions that were not scored, on a line of their own ("" when none)."""
+        if not self.unscored:
+            return ""
+        counts = ", ".join(f"{label} {n}" for label, n in self.unscored.items())
+        return f"not scored (labels without gold entities in this data): {counts}"
 
     def confusion_rows(self) -> List[Tuple[str, int, int, int, str, int]]:
         """(gold label, found, missed, other boundaries, predicted as other labels, spurious)."""
@@ -58,11 +70,33 @@ def _ents(doc: Doc) -> List[Tuple[int, int, str]]:
     return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
 
 
-def evaluate(nlp: Language, examples: Iterable[Example]) -> Evaluation:
+def evaluate(nlp: Language, examples: Iterable[Example], labels: Labels = None) -> Evaluation:
     """Precision, recall and F per label and overall (spaCy's scorer), with support, and the
-    examples whose predicted entities differ from the gold ones."""
+    examples whose predicted entities differ from the gold ones.
+
+    Args:
+        nlp (Language): the pipeline to score.
+        examples (Iterable[Example]): gold examples.
+        labels (Union[None, str, Iterable[str]]): the labels scored. None (default): those that
+            occur in the gold data; predictions of other labels (a fine-tuned pipeline's old
+            labels, say) are counted in `Evaluation.unscored`, not against precision. "all":
+            every label, as `spacy evaluate` scores.
+    RETURNS (Evaluation): the scores.
+    """
     examples = list(examples)
     predicted = predict(nlp, examples)
+    all_predicted = [_ents(eg.predicted) for eg in predicted]
+    if labels is None:
+        scored: Optional[Set[str]] = {e.label_ for eg in examples for e in eg.reference.ents}
+    else:
+        scored = None if labels == "all" else set(labels)
+    unscored: Dict[str, int] = {}
+    if scored is not None:
+        for eg in predicted:
+            for ent in eg.predicted.ents:
+                if ent.label_ not in scored:
+                    unscored[ent.label_] = unscored.get(ent.label_, 0) + 1
+            eg.predicted.ents = [e for e in eg.predicted.ents if e.label_ in scored]
     prf = get_ner_prf(predicted)
     support: Dict[str, int] = {}
     confusion: Dict[str, Dict[str, Any]] = {}
@@ -95,8 +129,8 @@ def evaluate(nlp: Language, examples: Iterable[Example]) -> Evaluation:
     }
     scores = {k: float(prf[k] or 0.0) for k in ("ents_p", "ents_r", "ents_f")}
     scores["ents_per_type"] = per_label
-    return Evaluation(scores, per_label, mismatches, len(examples), confusion, spurious,
-                      [_ents(eg.predicted) for eg in predicted])
+    return Evaluation(scores, per_label, mismatches, len(examples), confusion, spurious, all_predicted,
+                      unscored=dict(sorted(unscored.items())))
 
 
 Ent = Tuple[int, int, str]

@@ -1,34 +1,51 @@
-"""The recipe's training loop: `ner` only, shuffled compounding minibatches through `nlp.update`."""
+"""The recipe's training loop: `ner` only, shuffled compounding minibatches through `nlp.update`,
+the best epoch kept, checkpoints that resume exactly."""
+import hashlib
 import random
+import signal
+import threading
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
+import spacy
 from spacy.language import Language
+from spacy.tokens import DocBin
 from spacy.training import Example
 from spacy.util import fix_random_seed
+from thinc.api import Optimizer
 from tqdm import tqdm
 
+from .batching import DEFAULT_BATCH_SIZE, BatchSize, batch_sizes, shuffled_minibatches
+from .checkpoint import (Position, RunState, component_bytes, load_checkpoint, load_component_bytes,
+                         optimizer_state, random_states, restore_optimizer, save_checkpoint, set_random_states)
 from .errors import logger
-from .labels import collect_labels, move_table, warn_low_counts
-from .readers import TrainingData, to_examples
-from .rehearse import Rehearsal, entity_words, interleave, read_texts
-from .batching import DEFAULT_BATCH_SIZE, DEFAULT_BUFFER_SIZE, BatchSize, batch_sizes, shuffled_batches_v1, shuffled_minibatches  # noqa: F401
 from .evaluate import evaluate
+from .labels import move_table, warn_low_counts
 from .pipeline import prepare_ner
+from .readers import TrainingData, same_tokens, to_examples
+from .rehearse import Rehearsal, entity_words, interleave, read_texts
 
 # Chosen with bench/bench_defaults.py (README, "Defaults"): dropout 0.2 learns as well as 0.1-0.3
 # and twice as fast as 0.5; 30 epochs cover the recipe's two sentences (18-22 epochs at 0.2) with
 # a margin, and the corpus curves level off by epochs 10-15.
 DEFAULT_N_ITER = 30
 DEFAULT_DROPOUT = 0.2
+# Epochs without a dev improvement before stopping; 0 never stops early (bench_defaults.py).
+DEFAULT_PATIENCE = 5
+# A trained ner taught new labels keeps more of what it knew at a lower rate than Adam's
+# 0.001 (bench/bench_forgetting.py).
+FINE_TUNE_LEARN_RATE = 3e-4
+
+OnEpoch = Callable[[Dict[str, Any]], None]
 
 
 @dataclass
 class TrainResult:
-    """What `train` did: losses and dev scores per epoch, the labels, the throughput."""
+    """What `train` did: losses and dev scores per epoch, the best epoch, labels, throughput."""
 
     losses: List[float] = field(default_factory=list)
     scores: List[Dict[str, Any]] = field(default_factory=list)
@@ -36,8 +53,16 @@ class TrainResult:
     n_words: int = 0
     seconds: float = 0.0
     resumed: bool = False
+    # One row an epoch: epoch (1-based), loss, dev P/R/F and per label, words, seconds, words/s.
+    epochs: List[Dict[str, Any]] = field(default_factory=list)
+    best_epoch: Optional[int] = None  # 1-based; None without dev data
+    best_score: Optional[float] = None  # dev ents_f of that epoch
+    stopped_early: bool = False
+    rehearsed: List[str] = field(default_factory=list)  # the old labels rehearsed
     # The original pipeline's predictions on held-back text, for verify(retention=...).
     retention_examples: List[Example] = field(default_factory=list, repr=False)
+    # Trained components' bytes at the last epoch (the pipeline holds the best one's).
+    last_weights: Dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def words_per_second(self) -> float:
@@ -52,7 +77,44 @@ class TrainResult:
             "seconds": self.seconds,
             "words_per_second": self.words_per_second,
             "resumed": self.resumed,
+            "best_epoch": self.best_epoch,
+            "best_score": self.best_score,
+            "stopped_early": self.stopped_early,
+            "rehearsed": self.rehearsed,
         }
+
+
+_PROGRESS = ("losses", "scores", "n_words", "seconds", "epochs", "best_epoch", "best_score")
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM stopped training after a batch; the checkpoint holds where it stopped.
+
+    Attributes:
+        signum (int): the signal.
+        checkpoint (Path): the checkpoint directory written.
+        result (TrainResult): what the run had done.
+    """
+
+    def __init__(self, signum: int, checkpoint: Path, result: TrainResult):
+        self.signum = signum
+        self.checkpoint = checkpoint
+        self.result = result
+        self.exit_code = 128 + signum
+        super().__init__(f"{signal.Signals(signum).name}: stopped after a batch; checkpoint saved to {checkpoint}")
+
+
+@dataclass
+class _Data:
+    """One epoch's gold examples (fresh each call), the dev examples, labels, and digests."""
+
+    examples: Callable[[], Iterable[Example]]
+    in_memory: bool
+    size: int
+    dev: Optional[List[Example]]
+    labels: Dict[str, int]
+    digest: str
+    dev_digest: str
 
 
 def train(
@@ -66,127 +128,385 @@ def train(
     learn_rate: Optional[float] = None,
     seed: int = 0,
     buffer_size: int = 0,
-    on_epoch: Optional[Callable[[int, float, Optional[Dict[str, Any]]], None]] = None,
+    patience: int = DEFAULT_PATIENCE,
+    checkpoint: Optional[Union[str, Path]] = None,
+    resume: bool = False,
+    gpu_id: int = -1,
+    on_epoch: Optional[OnEpoch] = None,
     progress: bool = False,
-    rehearse: bool = False,
+    rehearse: Optional[bool] = None,
     rehearse_data: Optional[Union[str, Path, Sequence[str]]] = None,
     rehearse_ratio: float = 1.0,
 ) -> TrainResult:
     """Train `nlp`'s `ner` (added if missing) and nothing else, the recipe's way.
 
     Args:
-        nlp (Language): a blank or trained pipeline; changed in place.
+        nlp (Language): a blank or trained pipeline; changed in place. With dev data it ends
+            holding the best epoch's weights (by dev ents_f), else the last epoch's.
         train_data: Examples, seed tuples (text, {"entities": [...]}), a corpus callable such
             as NerCorpus.v1 returns, or a path NerCorpus reads.
         dev_data: the same kinds; scored after every epoch.
-        n_iter (int): epochs.
+        n_iter (int): epochs at most.
         dropout (float): dropout rate for nlp.update.
         batch_size: an int, (start, stop, rate) for a compounding schedule restarted every
             epoch, or an iterable of sizes.
-        learn_rate (Optional[float]): the optimizer's learning rate; None keeps the
-            pipeline's (spaCy's Adam default, 0.001). A trained `ner` taught new labels keeps
-            more of what it knew at a lower rate (bench/bench_forgetting.py).
+        learn_rate (Optional[float]): the optimizer's learning rate; None keeps Adam's 0.001
+            for a new ner and uses FINE_TUNE_LEARN_RATE for a trained one.
         seed (int): seeds the shuffle and the weights: the same data and seed give the same model.
         buffer_size (int): shuffle buffer for corpora too large for memory; 0 holds each epoch
             in memory and shuffles it whole.
-        on_epoch (Optional[Callable]): called as on_epoch(epoch, loss, dev_scores) after each epoch.
+        patience (int): stop after this many epochs without a dev improvement; 0 never stops early.
+        checkpoint (Optional[Union[str, Path]]): a directory to save a checkpoint to after every
+            epoch, and after the current batch on SIGINT or SIGTERM (then TrainingInterrupted
+            is raised).
+        resume (bool): continue from `checkpoint`; the run ends with exactly the model an
+            uninterrupted run ends with.
+        gpu_id (int): GPU to train on, or -1 for the CPU.
+        on_epoch (Optional[Callable[[Dict[str, Any]], None]]): called with each epoch's row
+            (see TrainResult.epochs) after the epoch.
         progress (bool): show a progress bar over each epoch's examples.
-        rehearse (bool): keep the labels the pipeline's `ner` knows and the new data lacks:
-            before training, the pipeline's own predictions for them fill in the gold of the
-            training texts wherever they overlap no gold span.
+        rehearse (Optional[bool]): keep the labels the pipeline's `ner` knows and the new data
+            lacks (see rehearse.py); None (default) rehearses whenever there are such labels.
         rehearse_data: raw texts (a path of text lines or JSONL with "text", or strings) that
             the pipeline annotates before training; mixed into every epoch as silver examples.
         rehearse_ratio (float): silver examples per training example in every epoch.
-    RETURNS (TrainResult): losses and dev scores per epoch, labels, words/s.
+    RETURNS (TrainResult): losses and dev scores per epoch, the best epoch, labels, words/s.
     """
+    _check_settings(dropout, learn_rate, patience, buffer_size, train_data, checkpoint, resume)
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    fix_random_seed(seed)
+    rng = random.Random(seed)
+    data = _read(nlp, train_data, dev_data, buffer_size)
+    plan = _RehearsalPlan(nlp, data, rehearse, rehearse_data, rehearse_ratio)
+    trained, optimizer, resumed = _prepare(nlp, data, learn_rate)
+    result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=sorted(plan.old_labels),
+                         retention_examples=plan.retention)
+    fingerprint = {
+        "data": data.digest, "dev": data.dev_digest, "labels": data.labels, "n_iter": n_iter,
+        "dropout": dropout, "batch_size": repr(batch_size), "learn_rate": optimizer.learn_rate, "seed": seed,
+        "buffer_size": buffer_size, "patience": patience, "pipeline": nlp.pipe_names,
+        "rehearsed": result.rehearsed, "rehearse_ratio": rehearse_ratio,
+    }
+    run = _Run(nlp, trained, optimizer, rng, data, plan, result, dropout, batch_size, buffer_size,
+               patience, Path(checkpoint) if checkpoint is not None else None, fingerprint, on_epoch, progress)
+    if resume:
+        run.restore()
+    with nlp.select_pipes(enable=trained), _stop_signals(run.checkpoint is not None) as stop:
+        run.epochs(n_iter, stop)
+    run.finish()
+    return result
+
+
+def _check_settings(dropout: float, learn_rate: Optional[float], patience: int, buffer_size: int,
+                    train_data: Any, checkpoint: Any, resume: bool) -> None:
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout {dropout} is not a rate: use a value from 0 up to (not including) 1")
     if learn_rate is not None and learn_rate < 0:
         raise ValueError(f"learn rate {learn_rate} is negative: use 0 or more (spaCy's default is 0.001)")
+    if patience < 0:
+        raise ValueError(f"patience {patience} is negative: use 0 (never stop early) or more epochs")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs the checkpoint directory to resume from")
     if buffer_size > 0 and not isinstance(train_data, (str, Path, list, tuple)) and not callable(train_data):
         raise ValueError("streamed training data is read once an epoch: pass a path, a list or a "
                          "corpus callable such as NerCorpus(path), not a one-shot iterator")
-    fix_random_seed(seed)
-    rng = random.Random(seed)
+
+
+def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingData], buffer_size: int) -> _Data:
+    """The data, read once for its labels and a digest (which a resumed run must match)."""
     if buffer_size <= 0:
         # Each epoch is shuffled whole, in memory: read and align the data once.
-        train_data = list(to_examples(nlp, train_data))
-    examples = lambda: to_examples(nlp, train_data)  # noqa: E731
-    dev = list(to_examples(nlp, dev_data)) if dev_data is not None else None
-    labels = collect_labels(examples())
+        items = list(to_examples(nlp, train_data))
+        examples: Callable[[], Iterable[Example]] = lambda: items  # noqa: E731
+    else:
+        examples = lambda: to_examples(nlp, train_data)  # noqa: E731
+    counts: Dict[str, int] = {}
+    digest = hashlib.sha256()
+    size = 0
+    for eg in examples():
+        size += 1
+        ents = [(e.start, e.end, e.label_) for e in eg.reference.ents]
+        digest.update(repr((eg.reference.text, ents)).encode("utf8"))
+        for _, _, label in ents:
+            counts[label] = counts.get(label, 0) + 1
+    labels = dict(sorted(counts.items(), key=lambda item: -item[1]))
     if not labels:
         raise ValueError("the training data holds no entities; check the data and the labels filter")
     warn_low_counts(labels, "training data")
-    # What the pipeline knows before training: rehearsed, and held back to measure retention.
-    original = Rehearsal(nlp, labels)
-    retention_texts: List[str] = [eg.reference.text for eg in dev] if dev else []
-    silver: List[Example] = []
-    if rehearse and original.old_labels:
-        logger.info("rehearsing %s while training %s", sorted(original.old_labels), sorted(labels))
-        if buffer_size <= 0:
-            train_data = list(original.fill(train_data))
-            unsure = entity_words(train_data, labels)
-        else:
-            # Streamed: still predict every text now, before the first update changes the
-            # model; the same pass collects the new labels' words.
-            unsure = entity_words(original.fill(to_examples(nlp, train_data)), labels)
-            examples = lambda: original.fill(to_examples(nlp, train_data))  # noqa: E731
-        texts = _texts(rehearse_data)
-        if texts and not retention_texts:
-            held = max(1, len(texts) // 10)
-            texts, retention_texts = texts[:-held], texts[-held:]
-        silver = original.silver(texts, unsure) if texts else []
-    if original.old_labels and retention_texts:
-        retention_examples = original.silver(retention_texts)
-    ner, resumed, trained = prepare_ner(nlp)
-    result = TrainResult(labels=labels, resumed=resumed)
-    if original.old_labels and retention_texts:
-        result.retention_examples = retention_examples
-    with nlp.select_pipes(enable=trained):
-        sample = lambda: islice(examples(), 100)  # noqa: E731
-        if resumed:
-            for label in labels:
-                ner.add_label(label)
-            optimizer = nlp.resume_training()
-        elif len(trained) > 1:
-            # A new pipeline whose ner listens to an untrained tok2vec: both learn together.
-            for label in labels:
-                ner.add_label(label)
-            optimizer = nlp.initialize(sample)
-        else:
-            ner.initialize(sample, nlp=nlp, labels=move_table(labels))
-            optimizer = nlp.create_optimizer()
-        if learn_rate is not None:
-            optimizer.learn_rate = learn_rate
-        for epoch in range(n_iter):
-            losses: Dict[str, float] = {}
-            start = time.perf_counter()
-            if silver:
-                # From the second epoch, what the model has learned of the new labels is no
-                # longer taught as "O" in the silver examples.
-                epoch_silver = original.with_student(silver, nlp) if epoch else silver
-                epoch_examples = interleave(examples(), epoch_silver, rehearse_ratio, rng)
+    dev = list(to_examples(nlp, dev_data)) if dev_data is not None else None
+    dev_digest = hashlib.sha256()
+    for eg in dev or []:
+        dev_digest.update(repr((eg.reference.text, [(e.start, e.end, e.label_) for e in eg.reference.ents]))
+                          .encode("utf8"))
+    return _Data(examples, buffer_size <= 0, size, dev, labels, digest.hexdigest(), dev_digest.hexdigest() if dev else "")
+
+
+class _RehearsalPlan:
+    """What the pipeline knows before training: rehearsed while it learns, and held back to
+    measure retention."""
+
+    def __init__(self, nlp: Language, data: _Data, rehearse: Optional[bool],
+                 rehearse_data: Optional[Union[str, Path, Sequence[str]]], ratio: float):
+        self.original = Rehearsal(nlp, data.labels)
+        self.old_labels = sorted(self.original.old_labels)
+        self.ratio = ratio
+        self.silver: List[Example] = []
+        self.retention: List[Example] = []
+        if rehearse is None:
+            rehearse = bool(self.old_labels)
+            if rehearse:
+                logger.warning("rehearsing %s, which the pipeline's ner knows and the data lacks, so that it "
+                               "keeps them (rehearse=False / --no-rehearse turns this off)", ", ".join(self.old_labels))
+        elif rehearse and not self.old_labels:
+            logger.warning("nothing to rehearse: the data has every label the pipeline's ner knows")
+        retention_texts: List[str] = [eg.reference.text for eg in data.dev] if data.dev else []
+        if rehearse and self.old_labels:
+            if data.in_memory:
+                filled = list(self.original.fill(data.examples()))
+                data.examples = lambda: filled  # noqa: E731
+                unsure = entity_words(filled, data.labels)
             else:
-                epoch_examples = examples()
-            batches = shuffled_minibatches(epoch_examples, batch_sizes(batch_size), rng, buffer_size)
-            bar = tqdm(total=len(train_data) if isinstance(train_data, list) else None, unit=" examples",
-                       desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
-            for batch in batches:
-                nlp.update(batch, drop=dropout, sgd=optimizer, losses=losses)
-                result.n_words += sum(len(eg.predicted) for eg in batch)
-                bar.update(len(batch))
-            bar.close()
-            result.seconds += time.perf_counter() - start
-            result.losses.append(float(losses.get("ner", 0.0)))
-            scores = evaluate(nlp, dev).scores if dev else None
-            if scores is not None:
-                result.scores.append(scores)
-            if on_epoch is not None:
-                on_epoch(epoch, result.losses[-1], scores)
-    return result
+                # Streamed: still predict every text now, before the first update changes the
+                # model; the same pass collects the new labels' words.
+                unsure = entity_words(self.original.fill(data.examples()), data.labels)
+                stream = data.examples
+                data.examples = lambda: self.original.fill(stream())  # noqa: E731
+            texts = _texts(rehearse_data)
+            if texts and not retention_texts:
+                held = max(1, len(texts) // 10)
+                texts, retention_texts = texts[:-held], texts[-held:]
+            self.silver = self.original.silver(texts, unsure) if texts else []
+        if self.old_labels and retention_texts:
+            self.retention = self.original.silver(retention_texts)
+
+    def epoch(self, gold: Iterable[Example], epoch: int, student: Language, rng: random.Random,
+              silver: Optional[List[Example]] = None) -> Iterable[Example]:
+        """One epoch's examples: the gold, and silver ones interleaved (given, or made now)."""
+        if not self.silver:
+            return gold
+        if silver is None:
+            silver = self.epoch_silver(epoch, student)
+        return interleave(gold, silver, self.ratio, rng)
+
+    def epoch_silver(self, epoch: int, student: Language) -> List[Example]:
+        # From the second epoch, what the model has learned of the new labels is no longer
+        # taught as "O" in the silver examples.
+        return self.original.with_student(self.silver, student) if epoch else self.silver
 
 
 def _texts(data: Optional[Union[str, Path, Sequence[str]]]) -> List[str]:
     if data is None:
         return []
     return list(read_texts(data)) if isinstance(data, (str, Path)) else list(data)
+
+
+def _prepare(nlp: Language, data: _Data, learn_rate: Optional[float]) -> tuple:
+    """The components to train, their optimizer, and whether `ner` resumes from weights."""
+    ner, resumed, trained = prepare_ner(nlp)
+    sample = lambda: islice(data.examples(), 100)  # noqa: E731
+    with nlp.select_pipes(enable=trained):
+        if resumed:
+            for label in data.labels:
+                ner.add_label(label)
+            optimizer = nlp.resume_training()
+        elif len(trained) > 1:
+            # A new pipeline whose ner listens to an untrained tok2vec: both learn together.
+            for label in data.labels:
+                ner.add_label(label)
+            optimizer = nlp.initialize(sample)
+        else:
+            ner.initialize(sample, nlp=nlp, labels=move_table(data.labels))
+            optimizer = nlp.create_optimizer()
+    if learn_rate is not None:
+        optimizer.learn_rate = learn_rate
+    elif resumed:
+        optimizer.learn_rate = FINE_TUNE_LEARN_RATE
+    return trained, optimizer, resumed
+
+
+@contextmanager
+def _stop_signals(enabled: bool) -> Iterator[Dict[str, int]]:
+    """While enabled, SIGINT and SIGTERM only note the signal, so that the loop can finish the
+    current batch and save a checkpoint; a second signal acts as usual."""
+    stop: Dict[str, int] = {}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def note(signum: int, frame: Any) -> None:
+        stop.setdefault("signum", signum)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    for sig in previous:
+        signal.signal(sig, note)
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Run:
+    """One training run's moving parts, so that each step is a small method."""
+
+    def __init__(self, nlp: Language, trained: List[str], optimizer: Optimizer, rng: random.Random, data: _Data,
+                 plan: _RehearsalPlan, result: TrainResult, dropout: float, batch_size: BatchSize,
+                 buffer_size: int, patience: int, checkpoint: Optional[Path], fingerprint: Dict[str, Any],
+                 on_epoch: Optional[OnEpoch], progress: bool):
+        self.nlp, self.trained, self.optimizer, self.rng = nlp, trained, optimizer, rng
+        self.data, self.plan, self.result = data, plan, result
+        self.dropout, self.batch_size, self.buffer_size, self.patience = dropout, batch_size, buffer_size, patience
+        self.checkpoint, self.fingerprint = checkpoint, fingerprint
+        self.on_epoch, self.progress = on_epoch, progress
+        self.position = Position()
+        self.steps = 0
+        self.best_weights: Dict[str, bytes] = {}
+        self.resumed_state: Optional[RunState] = None
+        self.epoch_words, self.epoch_seconds = 0, 0.0
+
+    def averaged(self) -> Any:
+        averages = self.optimizer.averages
+        return self.nlp.use_params(averages) if averages else nullcontext()
+
+    # -- checkpoints
+
+    def restore(self) -> None:
+        assert self.checkpoint is not None
+        state = load_checkpoint(self.checkpoint, self.fingerprint)
+        load_component_bytes(self.nlp, state.weights)
+        self.steps = restore_optimizer(self.optimizer, state.optimizer, self.nlp, self.trained)
+        self.best_weights = state.best_weights
+        for name in _PROGRESS:
+            setattr(self.result, name, state.progress[name])
+        self.position = state.position
+        self.resumed_state = state
+        if state.position.batch == 0:
+            set_random_states(self.rng, state.randomness)
+
+    def save(self, epoch_start: Dict[str, Any], losses: Dict[str, float], silver: Optional[List[Example]]) -> None:
+        if self.checkpoint is None:
+            return
+        extra = {}
+        if silver is not None and self.position.batch:
+            extra["silver"] = DocBin(docs=[eg.reference for eg in silver], store_user_data=False).to_bytes()
+        state = RunState(
+            position=self.position,
+            weights=component_bytes(self.nlp, self.trained),
+            best_weights=self.best_weights,
+            optimizer=optimizer_state(self.optimizer, self.nlp, self.trained, self.steps),
+            randomness=random_states(self.rng),
+            epoch_randomness=epoch_start,
+            epoch_losses=losses,
+            progress={name: getattr(self.result, name) for name in _PROGRESS},
+            extra=extra,
+        )
+        save_checkpoint(self.checkpoint, self.fingerprint, state)
+
+    # -- epochs
+
+    def epochs(self, n_iter: int, stop: Dict[str, int]) -> None:
+        bad_epochs = self._epochs_since_best()
+        for epoch in range(self.position.epoch, n_iter):
+            if self.patience and bad_epochs >= self.patience:
+                self.result.stopped_early = True
+                logger.info("stopping after epoch %d: no dev improvement in %d epochs", epoch, self.patience)
+                return
+            self.epoch(epoch, stop)
+            bad_epochs = self._epochs_since_best()
+            if "signum" in stop:
+                self._interrupted(stop["signum"])
+
+    def _epochs_since_best(self) -> int:
+        if self.result.best_epoch is None:
+            return 0
+        return len(self.result.epochs) - self.result.best_epoch
+
+    def _interrupted(self, signum: int) -> None:
+        assert self.checkpoint is not None
+        raise TrainingInterrupted(signum, self.checkpoint, self.result)
+
+    def epoch(self, epoch: int, stop: Dict[str, int]) -> None:
+        state, self.resumed_state = self.resumed_state, None
+        skip = 0
+        losses: Dict[str, float] = {}
+        silver = None
+        if state is not None and state.position.batch:
+            # Inside an epoch: replay its shuffle from the epoch's start and skip the batches
+            # already trained, then go on with the random states of the interruption.
+            skip, losses = state.position.batch, dict(state.epoch_losses)
+            set_random_states(self.rng, state.epoch_randomness)
+            if "silver" in state.extra:
+                docs = DocBin().from_bytes(state.extra["silver"]).get_docs(self.nlp.vocab)
+                silver = [Example(same_tokens(self.nlp.vocab, doc), doc) for doc in docs]
+        epoch_start = random_states(self.rng)
+        if silver is None and self.plan.silver:
+            silver = self.plan.epoch_silver(epoch, self.nlp)
+        examples = self.plan.epoch(self.data.examples(), epoch, self.nlp, self.rng, silver)
+        batches = shuffled_minibatches(examples, batch_sizes(self.batch_size), self.rng, self.buffer_size)
+        bar = tqdm(total=self.data.size if self.buffer_size <= 0 else None, unit=" examples",
+                   desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress)
+        words, start = 0, time.perf_counter()
+        for i, batch in enumerate(batches):
+            if i < skip:
+                continue
+            if state is not None and i == skip:
+                set_random_states(self.rng, {**state.randomness, "rng": self.rng.getstate()})
+            self.nlp.update(batch, drop=self.dropout, sgd=self.optimizer, losses=losses)
+            if self.optimizer.schedules:
+                self.optimizer.step_schedules()
+            self.steps += 1
+            words += sum(len(eg.predicted) for eg in batch)
+            bar.update(len(batch))
+            if "signum" in stop:
+                bar.close()
+                self._add_time(words, time.perf_counter() - start)
+                self.position = Position(epoch, i + 1)
+                self.save(epoch_start, losses, silver)
+                self._interrupted(stop["signum"])
+        bar.close()
+        self._add_time(words, time.perf_counter() - start)
+        self._end_epoch(epoch, losses)
+        self.position = Position(epoch + 1, 0)
+        self.save(epoch_start, {}, None)
+
+    def _add_time(self, words: int, seconds: float) -> None:
+        self.result.n_words += words
+        self.result.seconds += seconds
+        self.epoch_words += words
+        self.epoch_seconds += seconds
+
+    def _end_epoch(self, epoch: int, losses: Dict[str, float]) -> None:
+        result = self.result
+        loss = float(losses.get("ner", 0.0))
+        result.losses.append(loss)
+        scores = None
+        if self.data.dev:
+            with self.averaged():
+                scores = evaluate(self.nlp, self.data.dev).scores
+                if result.best_score is None or scores["ents_f"] > result.best_score:
+                    result.best_epoch, result.best_score = epoch + 1, scores["ents_f"]
+                    self.best_weights = component_bytes(self.nlp, self.trained)
+            result.scores.append(scores)
+        words, seconds = self.epoch_words, self.epoch_seconds
+        row = {
+            "epoch": epoch + 1, "loss": loss, "words": words, "seconds": seconds,
+            "words_per_second": words / seconds if seconds else 0.0,
+            "dev": None if scores is None else {
+                "p": scores["ents_p"], "r": scores["ents_r"], "f": scores["ents_f"],
+                "per_label": {label: {k: s[k] for k in ("p", "r", "f")}
+                              for label, s in scores["ents_per_type"].items()}},
+            "best": result.best_epoch == epoch + 1,
+        }
+        self.epoch_words, self.epoch_seconds = 0, 0.0
+        result.epochs.append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(row)
+
+    def finish(self) -> None:
+        """Leave the pipeline with the averaged weights of the best epoch (the last without dev)."""
+        with self.averaged():
+            self.result.last_weights = component_bytes(self.nlp, self.trained)
+        load_component_bytes(self.nlp, self.best_weights or self.result.last_weights)

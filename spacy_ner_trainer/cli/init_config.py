@@ -1,0 +1,27 @@
+"""`init-config`: a complete spaCy config that uses this package's registered functions."""
+from pathlib import Path
+from typing import Optional
+
+import typer
+from wasabi import msg
+
+from ..init_config import make_config
+from ..save import write_atomically
+from ._util import Lang, app, fails_cleanly
+
+
+@app.command("init-config")
+@fails_cleanly
+def init_config_cli(
+    output: Path = typer.Argument(..., help="The config file to write"),
+    train_path: Path = typer.Option(..., "--train", help="Training data"),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Dev data (default: the training data, which makes model-best meaningless: give it)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Base pipeline: ner sourced from it, the rest frozen"),
+    lang: Lang = "en",
+    gpu: bool = typer.Option(False, "--gpu", help="A transformer config for a GPU (needs the [transformers] extra)"),
+) -> None:
+    """Write a complete spaCy config using this package's reader, labels reader, batcher and
+    verify callback; `python -m spacy train OUTPUT` runs it unchanged."""
+    config = make_config(train_path, dev, model=model, lang=lang, gpu=gpu)
+    write_atomically(output, config.to_disk)
+    msg.good(f"Wrote {output}", f"Train with: python -m spacy train {output} --output training/")

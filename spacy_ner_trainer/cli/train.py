@@ -1,0 +1,125 @@
+"""`train` and `demo`: train ner on a pipeline, save model-best and model-last, verify."""
+import tempfile
+from pathlib import Path
+from typing import List, Optional
+
+import spacy
+import typer
+from wasabi import msg
+
+from ..loop import DEFAULT_DROPOUT, DEFAULT_N_ITER, DEFAULT_PATIENCE, TrainingInterrupted
+from ..report import render_html
+from ..workflow import MODEL_LAST, TrainingRun, resume_command, train_pipeline
+from . import _show
+from ._util import (Format, GpuId, LabelMap, LabelsOpt, Lang, OnMisaligned, OnOverlap, Quiet, ReaderOptions,
+                    Scheme, app, fails_cleanly, progress)
+
+# The recipe's training data.
+DEMO_DATA = [
+    ("Who is Shaka Khan?", {"entities": [(7, 17, "PERSON")]}),
+    ("I like London and Berlin.", {"entities": [(7, 13, "LOC"), (18, 24, "LOC")]}),
+]
+DEMO_N_ITER = 100
+DEMO_DROPOUT = 0.5
+
+
+@app.command("train")
+@fails_cleanly
+def train_cli(
+    train_path: Path = typer.Argument(..., help="Training data: a file or directory NerCorpus reads"),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Dev data, scored every epoch; picks model-best"),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Base pipeline: a package name or a path"),
+    lang: Lang = "en",
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Directory for model-best, model-last, metrics.jsonl and checkpoints: new, empty, or an earlier output of this command"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its checkpoint (same command otherwise)"),
+    n_iter: int = typer.Option(DEFAULT_N_ITER, "--n-iter", "-n", help="Epochs at most"),
+    patience: int = typer.Option(DEFAULT_PATIENCE, "--patience", help="Stop after this many epochs without a dev improvement (0: never)"),
+    dropout: float = typer.Option(DEFAULT_DROPOUT, "--dropout", help="Dropout rate"),
+    learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help="Learning rate (default: 0.001 for a new ner, 0.0003 for a --model's trained ner)"),
+    seed: int = typer.Option(0, "--seed", help="Random seed"),
+    buffer_size: int = typer.Option(0, "--buffer-size", help="Stream the data through a shuffle buffer of this many examples (0: hold it in memory)"),
+    gpu_id: GpuId = -1,
+    format: Format = "auto",
+    on_misaligned: OnMisaligned = "error",
+    on_overlap: OnOverlap = "error",
+    scheme: Scheme = "auto",
+    labels: LabelsOpt = None,
+    label_map: LabelMap = None,
+    min_recall: float = typer.Option(0.0, "--min-recall", help="Recall on a sample of the training data that verification requires (default 0: not checked; real corpora are rarely learned whole, the recipe's two sentences are)"),
+    name: Optional[str] = typer.Option(None, "--name", help="meta.json name of the trained pipeline"),
+    version: Optional[str] = typer.Option(None, "--version", help="meta.json version of the trained pipeline"),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report here"),
+    rehearse: Optional[bool] = typer.Option(None, "--rehearse/--no-rehearse", help="Keep the labels the --model's ner knows and the data lacks (default: on when there are such labels)"),
+    rehearse_data: Optional[Path] = typer.Option(None, "--rehearse-data", help="Raw texts (lines, or JSONL with \"text\") the --model annotates to rehearse"),
+    rehearse_ratio: float = typer.Option(1.0, "--rehearse-ratio", help="Rehearsed raw texts per training example, every epoch"),
+    quiet: Quiet = False,
+) -> None:
+    """Train `ner` on a pipeline, save OUTPUT/model-last (and model-best, the best dev epoch),
+    reload and verify. Exits 0 only when every check passes; SIGINT/SIGTERM save a checkpoint
+    that --resume continues from."""
+    reader = ReaderOptions(format, on_misaligned, on_overlap, scheme, labels, label_map)
+    meta = {k: v for k, v in (("name", name), ("version", version)) if v is not None}
+    try:
+        run = train_pipeline(
+            reader.corpus(train_path), model=model, lang=lang, dev_data=reader.corpus(dev) if dev else None,
+            output=output, resume=resume, meta=meta, min_recall=min_recall, labels=reader.labels,
+            on_epoch=_show.epoch_row, n_iter=n_iter, patience=patience, dropout=dropout, learn_rate=learn_rate,
+            seed=seed, buffer_size=buffer_size, gpu_id=gpu_id, progress=progress(quiet), rehearse=rehearse,
+            rehearse_data=rehearse_data, rehearse_ratio=rehearse_ratio)
+    except TrainingInterrupted as stopped:
+        msg.warn(f"Interrupted: checkpoint saved to {stopped.checkpoint}; resume with: {resume_command()}")
+        raise typer.Exit(stopped.exit_code)
+    ok = _show_run(run, html, f"Training report: {model or 'blank ' + lang} on {train_path}")
+    raise typer.Exit(0 if ok else 1)
+
+
+def _show_run(run: TrainingRun, html: Optional[Path], title: str, texts: Optional[List[str]] = None) -> bool:
+    """Print what a training run did; True when every check passed."""
+    result = run.result
+    if result.rehearsed:
+        msg.info(f"Rehearsed {', '.join(result.rehearsed)} (--no-rehearse turns this off)")
+    _show.training_summary(result)
+    for key, path in run.saved.items():
+        msg.good(f"Saved {key} to {path}")
+    _show.report(f"Training data ({run.train_report.n_examples} examples sampled)", run.train_report)
+    _show.retention(run.train_report)
+    if run.dev_report is not None:
+        _show.report("Dev data" + (f" (model-best, epoch {result.best_epoch})" if result.best_epoch else ""),
+                     run.dev_report)
+    if texts:
+        _show_entities(run.nlp, texts)
+        if MODEL_LAST in run.saved:
+            msg.info(f"Loading from {run.saved[MODEL_LAST]}")
+            _show_entities(spacy.load(run.saved[MODEL_LAST]), texts)
+    report = run.dev_report or run.train_report
+    curves = {"losses": result.losses, "dev_f": [s["ents_f"] for s in result.scores]}
+    _show.write_page(html, render_html(report.evaluation, title=title, **curves) if html else "")
+    ok = _show.failures(run.failures)
+    if ok:
+        msg.good("Verified: same predictions after reloading"
+                 + (", other components unchanged" if run.train_report.components_ok else "")
+                 + (f", recall {run.train_report.recall:.3f} >= {run.train_report.min_recall}"
+                    if run.train_report.min_recall else ""))
+    return ok
+
+
+def _show_entities(nlp: spacy.language.Language, texts: List[str]) -> None:
+    for text in texts:
+        doc = nlp(text)
+        print("Entities", [(ent.text, ent.label_) for ent in doc.ents])
+        print("Tokens", [(t.text, t.ent_type_, t.ent_iob_) for t in doc])
+
+
+@app.command("demo")
+@fails_cleanly
+def demo_cli(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Directory to save the demo's model-last to"),
+) -> None:
+    """The recipe on its two embedded sentences: train a blank English `ner`, print what it
+    finds, save, reload and print again."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = train_pipeline(DEMO_DATA, output=output if output is not None else Path(tmp) / "demo",
+                             min_recall=1.0, n_iter=DEMO_N_ITER, dropout=DEMO_DROPOUT, seed=0,
+                             on_epoch=_show.epoch_row)
+        ok = _show_run(run, None, "demo", texts=[text for text, _ in DEMO_DATA])
+    raise typer.Exit(0 if ok else 1)
