@@ -1,6 +1,7 @@
-"""A self-contained HTML report: per-label table, confusion, mismatches in displaCy, training curves."""
+"""Self-contained HTML reports: scores, confusion, mismatches in displaCy, training and learning curves."""
 import html
-from typing import Any, List, Optional, Sequence
+import math
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy import displacy
 
@@ -16,25 +17,178 @@ _MARKS = {
     "boundary": (" · boundary", "#f9e2af"),
 }
 
+# No script and nothing fetched, whatever the data holds: inline styles and inline SVG only.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em; color: #222; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
+h1 { font-size: 1.5em; overflow-wrap: anywhere; } h2 { font-size: 1.2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+tr.best td { font-weight: bold; background: #eef6ee; }
+.failures li { color: #b00020; }
 .example { border: 1px solid #ddd; border-radius: 6px; margin: 1em 0; padding: 0 1em; }
 .example h3 { font-size: 0.9em; color: #555; margin: 0.6em 0 0; }
 .legend span { display: inline-block; padding: 2px 8px; margin-right: 6px; border-radius: 4px; }
-.entities { line-height: 2.2 !important; }
+.entities { line-height: 2.6 !important; overflow-wrap: anywhere; }
+/* A box is one piece: it never breaks at a line end, its label stays inside it. */
+.entities mark.entity { display: inline-block; max-width: 100%; box-sizing: border-box; }
+svg text { font-size: 12px; }
 """
 
 
-def _table(header: Sequence[str], rows: List[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _page(title: str, sections: Iterable[str]) -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(sections) + "\n</body></html>\n"
+    )
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], classes: Optional[Sequence[str]] = None) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+        (f'<tr class="{_e(classes[i])}">' if classes and classes[i] else "<tr>")
+        + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>"
+        for i, row in enumerate(rows)
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# The chart: an inline SVG with axes, ticks and values.
+
+_W, _H = 720, 300
+_LEFT, _RIGHT, _TOP, _BOTTOM = 60, 60, 30, 50
+
+
+def _nice_top(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 times a power of ten that is at least `value`."""
+    if value <= 0 or not math.isfinite(value):
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= value * (1 - 1e-9))
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def _chart(
+    xs: Sequence[float],
+    x_ticks: Sequence[Tuple[float, str]],
+    x_label: str,
+    series: Sequence[Dict[str, Any]],
+    *,
+    marked: Optional[Tuple[float, str]] = None,
+    point_values: bool = True,
+) -> str:
+    """Lines over shared x values. Each series: name, values (None where absent), colour,
+    axis ("left" or "right"), top (the axis maximum; the axis starts at 0), fmt (a value's text).
+    `marked` draws a dashed vertical line at an x with a caption."""
+    x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
+    x_span = (x_hi - x_lo) or 1.0
+    plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+
+    inset = 24  # keeps the end points and their values clear of the y axes
+
+    def px(x: float) -> float:
+        return _LEFT + inset + (plot_w - 2 * inset) * ((x - x_lo) / x_span if x_hi > x_lo else 0.5)
+
+    def py(v: float, top: float) -> float:
+        return _TOP + plot_h - plot_h * (v / top)
+
+    names = ", ".join(s["name"] for s in series)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" viewBox="0 0 {_W} {_H}" '
+        f'role="img" aria-label="{_e(names)} by {_e(x_label)}">',
+        f'<rect x="{_LEFT}" y="{_TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ccc"/>',
+    ]
+    # x axis: ticks and their labels.
+    for x, text in x_ticks:
+        parts.append(f'<line x1="{px(x):.1f}" y1="{_TOP + plot_h}" x2="{px(x):.1f}" y2="{_TOP + plot_h + 5}" '
+                     'stroke="#444"/>')
+        parts.append(f'<text x="{px(x):.1f}" y="{_TOP + plot_h + 18}" text-anchor="middle">{_e(text)}</text>')
+    parts.append(f'<text x="{_LEFT + plot_w / 2:.0f}" y="{_H - 8}" text-anchor="middle">{_e(x_label)}</text>')
+    # y axes: five steps from 0 to the top, labelled in the series' colour.
+    for s in series:
+        left = s["axis"] == "left"
+        edge = _LEFT if left else _LEFT + plot_w
+        tick = -5 if left else 5
+        anchor = "end" if left else "start"
+        for i in range(6):
+            v = s["top"] * i / 5
+            y = py(v, s["top"])
+            parts.append(f'<line x1="{edge}" y1="{y:.1f}" x2="{edge + tick}" y2="{y:.1f}" stroke="{s["colour"]}"/>')
+            if left and 0 < i < 5:
+                parts.append(f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_LEFT + plot_w}" y2="{y:.1f}" stroke="#eee"/>')
+            parts.append(f'<text x="{edge + 2 * tick}" y="{y + 4:.1f}" text-anchor="{anchor}" '
+                         f'fill="{s["colour"]}">{_e(_fmt(v))}</text>')
+        parts.append(f'<text x="{edge}" y="{_TOP - 10}" text-anchor="{anchor if left else "end"}" '
+                     f'fill="{s["colour"]}">{_e(s["name"])}</text>')
+    if marked is not None:
+        x, caption = marked
+        parts.append(f'<line x1="{px(x):.1f}" y1="{_TOP}" x2="{px(x):.1f}" y2="{_TOP + plot_h}" stroke="#555" '
+                     'stroke-dasharray="4 3"/>')
+        parts.append(f'<text x="{px(x) + 4:.1f}" y="{_TOP + 14}" fill="#555">{_e(caption)}</text>')
+    # The lines, then their points with the values.
+    for s in series:
+        points = [(px(x), py(v, s["top"]), v) for x, v in zip(xs, s["values"]) if v is not None]
+        if not points:
+            continue
+        coords = " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in points)
+        parts.append(f'<polyline fill="none" stroke="{s["colour"]}" stroke-width="2" points="{coords}"/>')
+        for x, y, v in points:
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{s["colour"]}">'
+                         f'<title>{_e(s["name"])}: {_e(s["fmt"](v))}</title></circle>')
+            if point_values:
+                parts.append(f'<text x="{x:.1f}" y="{y - 7:.1f}" text-anchor="middle" fill="{s["colour"]}">'
+                             f'{_e(s["fmt"](v))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _integer_ticks(lo: int, hi: int) -> List[Tuple[float, str]]:
+    step = max(1, math.ceil((hi - lo + 1) / 12))
+    return [(float(i), str(i)) for i in range(lo, hi + 1, step)]
+
+
+# train-curve
+
+
+def render_curve(*, title: str, rows: Sequence[Dict[str, Any]], verdict: str) -> str:
+    """The learning curve of `train-curve`: dev F against the share of the training data used.
+
+    Args:
+        title (str): the page heading, naming the model and the data.
+        rows (Sequence[Dict[str, Any]]): one a run: "fraction" (0-1], "n_examples", "f" (dev F)
+            and "delta" (F minus the previous row's; None on the first).
+        verdict (str): what the curve says (does more data still help?), shown under the title.
+    RETURNS (str): the HTML.
+    """
+    rows = sorted(rows, key=lambda r: r["fraction"])
+    table = _table(
+        ("share of training data", "examples", "dev F", "change"),
+        [(f"{r['fraction']:.0%}", r["n_examples"], f"{r['f']:.3f}",
+          "" if r.get("delta") is None else f"{r['delta']:+.3f}") for r in rows],
+    )
+    xs = [float(r["fraction"]) for r in rows]
+    chart = _chart(
+        xs, [(x, f"{x:.0%} ({r['n_examples']})") for x, r in zip(xs, rows)], "share of training data (examples)",
+        [{"name": "dev F", "values": [r["f"] for r in rows], "colour": "#40a02b", "axis": "left", "top": 1.0,
+          "fmt": lambda v: f"{v:.3f}"}],
+    )
+    return _page(title, [f"<h1>{_e(title)}</h1>", f'<p class="verdict"><strong>{_e(verdict)}</strong></p>',
+                         "<h2>Learning curve</h2>", chart, table])
+
+
+# Evaluations
 
 
 def _score_table(evaluation: Evaluation) -> str:
@@ -49,43 +203,36 @@ def _confusion_table(evaluation: Evaluation) -> str:
 def _render(text: str, ents: List[List[Any]], title: str) -> str:
     parsed = {
         "text": text,
-        "ents": [{"start": s, "end": e, "label": f"{label}{_MARKS[status][0]}"} for s, e, label, status in ents],
+        # displaCy escapes the text but not the labels; the colour goes in as a parameter, so
+        # that no label (nor a label that looks like another's status) picks the colour.
+        "ents": [{"start": s, "end": e, "label": _e(f"{label}{_MARKS[status][0]}"),
+                  "params": {"bg": _MARKS[status][1]}} for s, e, label, status in ents],
         "title": None,
     }
-    colors = {f"{label}{_MARKS[status][0]}": _MARKS[status][1] for _, _, label, status in ents}
-    return f"<h3>{html.escape(title)}</h3>" + displacy.render(
-        parsed, style="ent", manual=True, page=False, jupyter=False, options={"colors": colors}
+    return f"<h3>{_e(title)}</h3>" + displacy.render(parsed, style="ent", manual=True, page=False, jupyter=False)
+
+
+def _legend() -> str:
+    spans = "".join(
+        f'<span style="background:{color}">{_e(name.strip(" ·") or "correct")}</span>'
+        for name, color in (_MARKS[k] for k in ("found", "missed", "spurious", "wrong_label", "boundary"))
     )
+    return f'<p class="legend">{spans}</p>'
 
 
-def _chart(losses: Sequence[float], dev_f: Sequence[Optional[float]]) -> str:
-    """Loss (left axis) and dev F (right axis, 0-1) per epoch as an inline SVG."""
-    width, height, pad = 640, 240, 40
-    n = max(len(losses), 1)
-
-    def x(i: int) -> float:
-        return pad + (width - 2 * pad) * (i / max(n - 1, 1))
-
-    top = max(losses) if losses and max(losses) > 0 else 1.0
-
-    def points(values: Sequence[Optional[float]], scale: float) -> str:
-        return " ".join(
-            f"{x(i):.1f},{height - pad - (height - 2 * pad) * (v / scale):.1f}"
-            for i, v in enumerate(values) if v is not None
+def _examples(mismatches: List[Dict[str, Any]], max_examples: Optional[int], prefix: str = "") -> List[str]:
+    shown = mismatches if max_examples is None else mismatches[:max_examples]
+    out = []
+    for i, mismatch in enumerate(shown, 1):
+        out.append(
+            f'<div class="example" id="{prefix}example-{i}">'
+            + _render(mismatch["text"], mismatch["gold"], f"#{i} gold")
+            + _render(mismatch["text"], mismatch["predicted"], f"#{i} predicted")
+            + "</div>"
         )
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" aria-label="training curves">',
-        f'<rect x="{pad}" y="{pad}" width="{width - 2 * pad}" height="{height - 2 * pad}" fill="none" stroke="#ccc"/>',
-        f'<polyline fill="none" stroke="#1e66f5" stroke-width="2" points="{points(losses, top)}"/>',
-        f'<text x="{pad}" y="{pad - 8}" font-size="12" fill="#1e66f5">loss (max {top:.2f})</text>',
-        f'<text x="{width / 2:.0f}" y="{height - 10}" font-size="12" text-anchor="middle">epoch 1 to {n}</text>',
-    ]
-    if any(v is not None for v in dev_f):
-        parts.append(f'<polyline fill="none" stroke="#40a02b" stroke-width="2" points="{points(dev_f, 1.0)}"/>')
-        parts.append(f'<text x="{width - pad}" y="{pad - 8}" font-size="12" fill="#40a02b" text-anchor="end">dev F (0 to 1)</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    if len(shown) < len(mismatches):
+        out.append(f"<p>{len(mismatches) - len(shown)} more mismatched examples not shown.</p>")
+    return out
 
 
 def render_html(
@@ -107,29 +254,18 @@ def render_html(
             the rest; None renders every one.
     RETURNS (str): the HTML.
     """
-    sections = [f"<h1>{html.escape(title)}</h1>",
+    sections = [f"<h1>{_e(title)}</h1>",
                 f"<p>{evaluation.n_examples} examples, {len(evaluation.mismatches)} with mismatched entities.</p>",
                 "<h2>Scores per label</h2>", _score_table(evaluation),
                 "<h2>Confusion</h2>", _confusion_table(evaluation)]
     if losses:
-        sections += ["<h2>Training</h2>", _chart(losses, list(dev_f or []))]
-    legend = "".join(
-        f'<span style="background:{color}">{html.escape(name.strip(" ·") or "correct")}</span>'
-        for name, color in (_MARKS[k] for k in ("found", "missed", "spurious", "wrong_label", "boundary"))
-    )
-    sections += ["<h2>Mismatched examples</h2>", f'<p class="legend">{legend}</p>']
-    shown = evaluation.mismatches if max_examples is None else evaluation.mismatches[:max_examples]
-    for i, mismatch in enumerate(shown, 1):
-        sections.append(
-            f'<div class="example" id="example-{i}">'
-            + _render(mismatch["text"], mismatch["gold"], f"#{i} gold")
-            + _render(mismatch["text"], mismatch["predicted"], f"#{i} predicted")
-            + "</div>"
-        )
-    if len(shown) < len(evaluation.mismatches):
-        sections.append(f"<p>{len(evaluation.mismatches) - len(shown)} more mismatched examples not shown.</p>")
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>"
-        + "\n".join(sections) + "</body></html>"
-    )
+        epochs = list(range(1, len(losses) + 1))
+        series = [{"name": "loss", "values": list(losses), "colour": "#1e66f5", "axis": "left",
+                   "top": _nice_top(max(losses)), "fmt": lambda v: f"{v:.3g}"}]
+        if dev_f and any(v is not None for v in dev_f):
+            series.append({"name": "dev F", "values": list(dev_f), "colour": "#40a02b", "axis": "right",
+                           "top": 1.0, "fmt": lambda v: f"{v:.3f}"})
+        sections += ["<h2>Training</h2>",
+                     _chart(epochs, _integer_ticks(1, len(epochs)), "epoch", series, point_values=False)]
+    sections += ["<h2>Mismatched examples</h2>", _legend(), *_examples(evaluation.mismatches, max_examples)]
+    return _page(title, sections)
