@@ -107,7 +107,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 "99%@": next(i for i, x in enumerate(f, 1) if x >= TARGET * best), "s/epoch": r["seconds"] / len(f)})
     print()
     res.print({**{f"e{c}": ".1f" for c in cols}, "best": ".1f", "@ep": "g", "99%@": "g", "s/epoch": ".1f"})
-    print("(group: corpus (train/dev sentences); @ep: epoch of the best F; 99%@: first epoch >= 99% of the best)")
+    print("(group: corpus (train/dev sentences); @ep: epoch of the best F; 99%@: first epoch >= 99% of the best; "
+          "s/epoch: train()'s update seconds)")
 
     print("\nRecommendation: median best F over corpora; n_iter for every corpus >= 99% of its best")
     medians, n_iters = {}, {}
