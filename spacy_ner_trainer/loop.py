@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .batching import DEFAULT_BATCH_SIZE, BatchSize, batch_sizes, shuffled_minibatches
 from .checkpoint import (Position, RunState, component_bytes, load_checkpoint, load_component_bytes,
                          optimizer_state, random_states, restore_optimizer, save_checkpoint, set_random_states)
-from .errors import logger
+from .errors import UsageError, logger
 from .evaluate import evaluate
 from .labels import move_table, warn_low_counts
 from .pipeline import prepare_ner
@@ -172,7 +172,8 @@ def train(
         rehearse_ratio (float): silver examples per training example in every epoch.
     RETURNS (TrainResult): losses and dev scores per epoch, the best epoch, labels, words/s.
     """
-    _check_settings(dropout, learn_rate, patience, buffer_size, train_data, checkpoint, resume)
+    check_settings(dropout=dropout, learn_rate=learn_rate, patience=patience, buffer_size=buffer_size,
+                   train_data=train_data, checkpoint=checkpoint, resume=resume)
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
     fix_random_seed(seed)
@@ -198,18 +199,20 @@ def train(
     return result
 
 
-def _check_settings(dropout: float, learn_rate: Optional[float], patience: int, buffer_size: int,
-                    train_data: Any, checkpoint: Any, resume: bool) -> None:
+def check_settings(*, dropout: float = DEFAULT_DROPOUT, learn_rate: Optional[float] = None,
+                   patience: int = DEFAULT_PATIENCE, buffer_size: int = 0, train_data: Any = None,
+                   checkpoint: Any = None, resume: bool = False) -> None:
+    """Refuse settings that cannot work, before anything changes."""
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout {dropout} is not a rate: use a value from 0 up to (not including) 1")
+        raise UsageError(f"dropout {dropout} is not a rate: use a value from 0 up to (not including) 1")
     if learn_rate is not None and learn_rate < 0:
-        raise ValueError(f"learn rate {learn_rate} is negative: use 0 or more (spaCy's default is 0.001)")
+        raise UsageError(f"learn rate {learn_rate} is negative: use 0 or more (spaCy's default is 0.001)")
     if patience < 0:
-        raise ValueError(f"patience {patience} is negative: use 0 (never stop early) or more epochs")
+        raise UsageError(f"patience {patience} is negative: use 0 (never stop early) or more epochs")
     if resume and checkpoint is None:
-        raise ValueError("resume=True needs the checkpoint directory to resume from")
-    if buffer_size > 0 and not isinstance(train_data, (str, Path, list, tuple)) and not callable(train_data):
-        raise ValueError("streamed training data is read once an epoch: pass a path, a list or a "
+        raise UsageError("resume=True needs the checkpoint directory to resume from")
+    if buffer_size > 0 and train_data is not None and not isinstance(train_data, (str, Path, list, tuple)) and not callable(train_data):
+        raise UsageError("streamed training data is read once an epoch: pass a path, a list or a "
                          "corpus callable such as NerCorpus(path), not a one-shot iterator")
 
 
@@ -232,7 +235,7 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
             counts[label] = counts.get(label, 0) + 1
     labels = dict(sorted(counts.items(), key=lambda item: -item[1]))
     if not labels:
-        raise ValueError("the training data holds no entities; check the data and the labels filter")
+        raise UsageError("the training data holds no entities; check the data and the labels filter")
     warn_low_counts(labels, "training data")
     dev = list(to_examples(nlp, dev_data)) if dev_data is not None else None
     dev_digest = hashlib.sha256()

@@ -12,7 +12,8 @@ from spacy.training import Example
 
 from .checkpoint import load_component_bytes
 from .evaluate import Labels
-from .loop import OnEpoch, TrainResult, train
+from .errors import UsageError
+from .loop import OnEpoch, TrainResult, check_settings, train
 from .readers import TrainingData, to_examples
 from .save import claim_output_dir, save_pipeline, write_atomically
 from .verify import VerificationReport, verify
@@ -25,6 +26,7 @@ OUTPUT_ENTRIES = (MODEL_BEST, MODEL_LAST, METRICS, CHECKPOINT)
 # Training examples verified after training: a seeded sample, so that a corpus of any size
 # is checked in bounded time and memory. The dev data is scored whole.
 DEFAULT_VERIFY_SAMPLE = 2000
+_SETTINGS = ("dropout", "learn_rate", "patience", "buffer_size")
 
 
 @dataclass
@@ -105,9 +107,11 @@ def train_pipeline(
         **train_kwargs: passed to `train` (n_iter, dropout, seed, patience, rehearse, ...).
     RETURNS (TrainingRun): the result, the saved paths and the reports.
     """
+    if resume and output is None:
+        raise UsageError("--resume needs the --output directory of the run to resume")
+    check_settings(**{k: v for k, v in train_kwargs.items() if k in _SETTINGS}, train_data=train_data,
+                   checkpoint=output, resume=resume)
     out = claim_output_dir(output, OUTPUT_ENTRIES) if output is not None else None
-    if resume and out is None:
-        raise ValueError("resume needs the output directory of the run to resume")
     nlp = load_pipeline(model, lang)
     # The untouched pipeline, to check that training ner changed no other component's output.
     others = [name for name in nlp.pipe_names if name != "ner"]

@@ -177,24 +177,32 @@ def test_real_corpus_with_dev_scores_and_on_epoch(ncbi, buffer_size):
         batch_size=8,
         seed=0,
         buffer_size=buffer_size,
-        on_epoch=lambda epoch, loss, scores: calls.append((epoch, loss, scores)),
+        patience=0,
+        on_epoch=calls.append,
     )
     assert result.labels == train_ents
     # Every epoch saw every training example exactly once (also through the shuffle buffer).
     assert result.n_words == 3 * train_tokens
     assert len(result.losses) == 3 and all(loss > 0 for loss in result.losses)
     assert len(result.scores) == 3
-    assert [c[0] for c in calls] == [0, 1, 2]
-    assert [c[1] for c in calls] == result.losses
-    assert [c[2] for c in calls] == result.scores
+    assert calls == result.epochs
+    assert [row["epoch"] for row in calls] == [1, 2, 3]
+    assert [row["loss"] for row in calls] == result.losses
+    assert [row["dev"]["f"] for row in calls] == [s["ents_f"] for s in result.scores]
+    assert sum(row["words"] for row in calls) == result.n_words
     for scores in result.scores:
         for key in ("ents_p", "ents_r", "ents_f"):
             assert 0.0 <= scores[key] <= 1.0
-    # The last epoch's scores are what verify finds on the same dev data.
+    # The pipeline holds the best epoch, and its scores are what verify finds on the same data.
+    f_scores = [s["ents_f"] for s in result.scores]
+    assert result.best_score == max(f_scores)
+    assert result.best_epoch == f_scores.index(max(f_scores)) + 1
+    assert [row["best"] for row in calls].count(True) >= 1
     report = verify(nlp, NerCorpus(dev_path, limit=n_dev), min_recall=0.0, round_trip=False)
     assert report.n_examples == n_dev
-    assert result.scores[-1]["ents_r"] == pytest.approx(report.recall)
-    assert result.scores[-1]["ents_p"] == pytest.approx(report.precision)
+    best = result.scores[result.best_epoch - 1]
+    assert best["ents_r"] == pytest.approx(report.recall)
+    assert best["ents_p"] == pytest.approx(report.precision)
 
 
 def test_no_dev_data_no_scores():
@@ -203,7 +211,8 @@ def test_no_dev_data_no_scores():
                    on_epoch=lambda *args: calls.append(args))
     assert result.scores == []
     assert len(calls) == 4 == len(result.losses)
-    assert [(epoch, scores) for epoch, _, scores in calls] == [(i, None) for i in range(4)]
+    assert [(row["epoch"], row["dev"]) for (row,) in calls] == [(i, None) for i in range(1, 5)]
+    assert result.best_epoch is None
 
 
 # Resuming
@@ -214,7 +223,7 @@ def test_existing_ner_resumes_and_gains_new_labels(recipe):
     nlp = spacy.load(path)
     ner = nlp.get_pipe("ner")
     assert set(ner.labels) == {"PERSON", "LOC"}
-    result = train(nlp, ALL_DATA, n_iter=25, seed=0)
+    result = train(nlp, ALL_DATA, n_iter=25, seed=0, learn_rate=0.001)
     assert result.resumed
     assert nlp.pipe_names == ["ner"]
     assert set(ner.labels) == {"PERSON", "LOC", "FRUIT", "GPE"}
