@@ -19,6 +19,7 @@ Usage (from a script in bench/, which Python puts on sys.path):
         for name in rotate(["spacy train", "ours"], repeat):            # order rotates every repeat
             res.add(name, group="wnut17", pair=repeat, wps=..., f=...)
     res.print({"wps": ",.0f", "f": ".1f"}, ratios=["wps"])     # medians; ratios against the baseline
+    res.add("ours", group="wnut17", same="yes")                   # str values are shown as they are
     ok = check(res.ratio("ours", "wps", group="wnut17") >= 1.0, "ours >= 1.00x spacy train")
 
 Measurements: wall seconds of the process, its CPU seconds (user + sys, children included) and
@@ -40,7 +41,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Hashable, Iterator, List, Literal, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Hashable, Iterator, List, Literal, Mapping, Optional, Sequence, Tuple, Union
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "shared" / "data"
@@ -204,9 +205,22 @@ def scratch(prefix: str, keep: bool = False) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def head_sentences(source: Path, target: Path, n: int) -> Path:
+    """The first `n` sentences (0: all) of a CoNLL/TSV file (a whitespace-only line ends one), lines as they are."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with source.open(encoding="utf8") as src, target.open("w", encoding="utf8") as dst:
+        for line in src:
+            dst.write(line)
+            if not line.strip():
+                n -= 1
+                if n == 0:
+                    break
+    return target
+
+
 @dataclass
 class _Row:
-    values: Dict[str, List[Tuple[Optional[Hashable], float]]] = field(default_factory=dict)
+    values: Dict[str, List[Tuple[Optional[Hashable], Any]]] = field(default_factory=dict)
 
 
 class Results:
@@ -216,14 +230,16 @@ class Results:
         self.baseline, self.ratio_label, self.row_label = baseline, ratio_label, row_label
         self.rows: Dict[Tuple[str, str], _Row] = {}
 
-    def add(self, row: str, group: str = "", pair: Optional[Hashable] = None, **values: Optional[float]) -> None:
-        """Record one measurement of `row` in `group`; `pair` keys the runs that ratios pair up."""
+    def add(self, row: str, group: str = "", pair: Optional[Hashable] = None,
+            **values: Union[None, float, str]) -> None:
+        """Record one measurement of `row` in `group`; `pair` keys the runs that ratios pair up.
+        A str value is shown as it is (distinct values joined by "/"), never a median."""
         entry = self.rows.setdefault((group, row), _Row())
         for metric, value in values.items():
             if value is not None:
-                entry.values.setdefault(metric, []).append((pair, float(value)))
+                entry.values.setdefault(metric, []).append((pair, value if isinstance(value, str) else float(value)))
 
-    def values(self, row: str, metric: str, group: str = "") -> List[float]:
+    def values(self, row: str, metric: str, group: str = "") -> List[Any]:
         entry = self.rows.get((group, row))
         return [v for _, v in entry.values.get(metric, [])] if entry else []
 
@@ -258,8 +274,9 @@ class Results:
             n = max((len(v) for v in entry.values.values()), default=0)
             cells: List[Any] = ([group] if groups else []) + [row, n]
             for metric, spec in columns.items():
-                value = self.median(row, metric, group)
-                cells.append("-" if value is None else format(value, spec))
+                texts = [v for v in self.values(row, metric, group) if isinstance(v, str)]
+                value = "/".join(dict.fromkeys(texts)) if texts else self.median(row, metric, group)
+                cells.append("-" if value is None else value if texts else format(value, spec))
                 if metric in ratios:
                     r = self.ratio(row, metric, group)
                     cells.append("-" if r is None else f"{r:.2f}")
