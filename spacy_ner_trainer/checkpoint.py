@@ -46,13 +46,17 @@ class RunState:
     extra: Dict[str, bytes] = field(default_factory=dict)  # e.g. the epoch's rehearsal examples
 
 
+def _component(nlp: Language, name: str) -> Any:
+    return nlp.get_pipe(name)
+
+
 def component_bytes(nlp: Language, names: List[str]) -> Dict[str, bytes]:
-    return {name: nlp.get_pipe(name).to_bytes(exclude=["vocab"]) for name in names}
+    return {name: _component(nlp, name).to_bytes(exclude=["vocab"]) for name in names}
 
 
 def load_component_bytes(nlp: Language, weights: Dict[str, bytes]) -> None:
     for name, data in weights.items():
-        nlp.get_pipe(name).from_bytes(data, exclude=["vocab"])
+        _component(nlp, name).from_bytes(data, exclude=["vocab"])
 
 
 def _param_keys(nlp: Language, names: List[str]) -> Dict[int, Tuple[str, int]]:
@@ -60,7 +64,7 @@ def _param_keys(nlp: Language, names: List[str]) -> Dict[int, Tuple[str, int]]:
     map each node id to (component, position of the node in the model's walk), which does not."""
     keys = {}
     for name in names:
-        for i, node in enumerate(nlp.get_pipe(name).model.walk()):
+        for i, node in enumerate(_component(nlp, name).model.walk()):
             keys[node.id] = (name, i)
     return keys
 

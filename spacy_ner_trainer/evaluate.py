@@ -8,6 +8,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from .readers import same_tokens
+from .semeval import semeval_examples
 
 # The labels scored: None for those in the gold data, "all", or the labels themselves.
 Labels = Union[None, str, Iterable[str]]
@@ -28,8 +29,10 @@ class Evaluation:
     predicted: List[List[Tuple[int, int, str]]] = field(default_factory=list, repr=False)
     # Predicted entities of labels that were not scored (none in the gold data), per label.
     unscored: Dict[str, int] = field(default_factory=dict)
+    # Partial-match scores (SemEval-2013: strict, exact, partial, type), as semeval_scores returns.
+    semeval: Dict[str, Any] = field(default_factory=dict)
 
-    def score_rows(self) -> List[Tuple[str, str, str, str, int]]:
+    def score_rows(self) -> List[Tuple[str, str, str, str, Any]]:
         """(label, P, R, F, support) per label, then ALL: the table every report shows."""
         rows = [(label, f"{s['p']:.3f}", f"{s['r']:.3f}", f"{s['f']:.3f}", s["support"])
                 for label, s in sorted(self.per_label.items())]
@@ -127,10 +130,10 @@ def evaluate(nlp: Language, examples: Iterable[Example], labels: Labels = None) 
                 "support": support.get(label, 0)}
         for label in sorted(set(per_type) | set(support))
     }
-    scores = {k: float(prf[k] or 0.0) for k in ("ents_p", "ents_r", "ents_f")}
+    scores: Dict[str, Any] = {k: float(prf[k] or 0.0) for k in ("ents_p", "ents_r", "ents_f")}
     scores["ents_per_type"] = per_label
     return Evaluation(scores, per_label, mismatches, len(examples), confusion, spurious, all_predicted,
-                      unscored=dict(sorted(unscored.items())))
+                      unscored=dict(sorted(unscored.items())), semeval=semeval_examples(predicted))
 
 
 Ent = Tuple[int, int, str]

@@ -3,7 +3,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, List, Union
+from typing import Any, Callable, Iterable, List, Union
 
 import srsly
 from spacy.language import Language
@@ -76,7 +76,7 @@ def _foreign_entries(output: Path) -> List[str]:
     return foreign
 
 
-def write_atomically(output: Union[str, Path], write: Callable[[Path], None]) -> Path:
+def write_atomically(output: Union[str, Path], write: Callable[[Path], Any]) -> Path:
     """Run `write` on a temporary path beside `output`, then rename it into place: an existing
     `output` is replaced only once the new one is complete."""
     output = Path(output)

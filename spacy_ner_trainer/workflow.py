@@ -10,9 +10,11 @@ import srsly
 from spacy.language import Language
 from spacy.training import Example
 
-from .checkpoint import load_component_bytes
+from .checkpoint import component_bytes, load_component_bytes
 from .evaluate import Labels
-from .errors import UsageError
+from .batching import DEFAULT_BUFFER_SIZE
+from .errors import UsageError, logger
+from .formats import list_files
 from .loop import OnEpoch, TrainResult, check_settings, train
 from .readers import TrainingData, to_examples
 from .save import claim_output_dir, save_pipeline, write_atomically
@@ -26,7 +28,26 @@ OUTPUT_ENTRIES = (MODEL_BEST, MODEL_LAST, METRICS, CHECKPOINT)
 # Training examples verified after training: a seeded sample, so that a corpus of any size
 # is checked in bounded time and memory. The dev data is scored whole.
 DEFAULT_VERIFY_SAMPLE = 2000
-_SETTINGS = ("dropout", "learn_rate", "patience", "buffer_size")
+_SETTINGS = ("dropout", "learn_rate", "patience")
+# Training files larger than this are streamed through a shuffle buffer instead of being held
+# in memory (bench/bench_scale.py): a parsed example takes several times its bytes on disk.
+STREAM_ABOVE_BYTES = 32 * 1024 * 1024
+
+
+def choose_buffer_size(train_data: TrainingData, buffer_size: Optional[int]) -> int:
+    """The buffer size given, or for None: stream (DEFAULT_BUFFER_SIZE) when the training files
+    are larger than STREAM_ABOVE_BYTES, else hold the data in memory (0)."""
+    if buffer_size is not None:
+        return buffer_size
+    path = train_data if isinstance(train_data, (str, Path)) else getattr(train_data, "path", None)
+    if path is None:
+        return 0
+    size = sum(f.stat().st_size for f in list_files(path))
+    if size <= STREAM_ABOVE_BYTES:
+        return 0
+    logger.warning("%s: %d MB of training data, streamed through a shuffle buffer of %d examples "
+                   "(--buffer-size 0 holds it in memory)", path, size // 2**20, DEFAULT_BUFFER_SIZE)
+    return DEFAULT_BUFFER_SIZE
 
 
 @dataclass
@@ -84,6 +105,7 @@ def train_pipeline(
     min_recall: float = 0.0,
     labels: Labels = None,
     verify_sample: int = DEFAULT_VERIFY_SAMPLE,
+    buffer_size: Optional[int] = None,
     on_epoch: Optional[OnEpoch] = None,
     **train_kwargs: Any,
 ) -> TrainingRun:
@@ -103,14 +125,17 @@ def train_pipeline(
         min_recall (float): recall on the training sample that verification requires.
         labels (Union[None, str, Iterable[str]]): the labels scored (see evaluate).
         verify_sample (int): training examples verified (a seeded sample).
+        buffer_size (Optional[int]): as for `train`; None streams training files larger than
+            STREAM_ABOVE_BYTES and holds smaller ones in memory.
         on_epoch: called with each epoch's row, as by `train`.
         **train_kwargs: passed to `train` (n_iter, dropout, seed, patience, rehearse, ...).
     RETURNS (TrainingRun): the result, the saved paths and the reports.
     """
     if resume and output is None:
         raise UsageError("--resume needs the --output directory of the run to resume")
-    check_settings(**{k: v for k, v in train_kwargs.items() if k in _SETTINGS}, train_data=train_data,
-                   checkpoint=output, resume=resume)
+    buffer_size = choose_buffer_size(train_data, buffer_size)
+    check_settings(**{k: v for k, v in train_kwargs.items() if k in _SETTINGS}, buffer_size=buffer_size,
+                   train_data=train_data, checkpoint=output, resume=resume)
     out = claim_output_dir(output, OUTPUT_ENTRIES) if output is not None else None
     nlp = load_pipeline(model, lang)
     # The untouched pipeline, to check that training ner changed no other component's output.
@@ -128,7 +153,7 @@ def train_pipeline(
 
     if resume and out is not None and (out / METRICS).is_file():
         rows.extend(srsly.read_jsonl(out / METRICS))
-    result = train(nlp, train_data, dev_data=dev_data, on_epoch=record,
+    result = train(nlp, train_data, dev_data=dev_data, on_epoch=record, buffer_size=buffer_size,
                    checkpoint=out / CHECKPOINT if out is not None else None, resume=resume, **train_kwargs)
     if resume:
         # The metrics file is rewritten from the checkpoint's record of the epochs.
@@ -175,7 +200,7 @@ def _set_meta(nlp: Language, result: TrainResult, meta: Optional[Dict[str, Any]]
 def _save(nlp: Language, result: TrainResult, out: Path, meta: Optional[Dict[str, Any]]) -> Dict[str, Path]:
     """model-last holds the last epoch's weights and scores, model-best the best epoch's."""
     saved = {}
-    best = {name: nlp.get_pipe(name).to_bytes(exclude=["vocab"]) for name in result.last_weights}
+    best = component_bytes(nlp, list(result.last_weights))
     load_component_bytes(nlp, result.last_weights)
     performance = nlp.meta["performance"]
     if result.scores:

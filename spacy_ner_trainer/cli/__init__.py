@@ -1,5 +1,5 @@
 """The command line: `python -m spacy_ner_trainer train | demo | verify | evaluate | debug | ...`."""
-from . import check, data, init_config, train  # noqa: F401  (each registers its commands)
+from . import check, curve, data, init_config, train  # noqa: F401  (each registers its commands)
 from ._util import app
 
 

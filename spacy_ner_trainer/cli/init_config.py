@@ -22,6 +22,8 @@ def init_config_cli(
 ) -> None:
     """Write a complete spaCy config using this package's reader, labels reader, batcher and
     verify callback; `python -m spacy train OUTPUT` runs it unchanged."""
-    config = make_config(train_path, dev, model=model, lang=lang, gpu=gpu)
+    config, notes = make_config(train_path, dev, model=model, lang=lang, gpu=gpu)
+    for note in notes:
+        msg.warn(note)
     write_atomically(output, config.to_disk)
     msg.good(f"Wrote {output}", f"Train with: python -m spacy train {output} --output training/")

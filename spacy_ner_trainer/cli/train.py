@@ -37,7 +37,7 @@ def train_cli(
     dropout: float = typer.Option(DEFAULT_DROPOUT, "--dropout", help="Dropout rate"),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help="Learning rate (default: 0.001 for a new ner, 0.0003 for a --model's trained ner)"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
-    buffer_size: int = typer.Option(0, "--buffer-size", help="Stream the data through a shuffle buffer of this many examples (0: hold it in memory)"),
+    buffer_size: Optional[int] = typer.Option(None, "--buffer-size", help="Stream the data through a shuffle buffer of this many examples; 0 holds it in memory (default: stream training files over 32 MB)"),
     gpu_id: GpuId = -1,
     format: Format = "auto",
     on_misaligned: OnMisaligned = "error",
