@@ -104,10 +104,15 @@ def test_spacy_train_with_registered_pieces(ncbi, tmp_path, max_epochs):
         assert set(reports) == {"train", "dev"}
         for key, expected in (("train", train_ents), ("dev", dev_ents)):
             report = reports[key]
-            assert "ok" in report
+            assert "ok" in report and report["failures"] == [] or not report["ok"]
             assert report["n_examples"] == 50  # max_examples of a 200 / 100 example corpus
+            # A summary, not the sentences: counts, scores and at most 20 mismatches.
+            assert len(report["mismatches"]) <= 20 <= report["n_mismatches"] or \
+                len(report["mismatches"]) == report["n_mismatches"]
+            assert "round_trip_diffs" not in report and "confusion" not in report
             assert {label: s["support"] for label, s in report["per_label"].items()} == expected
         # The report describes the model it ships with.
+        assert len(srsly.json_dumps(meta["spacy_ner_trainer"])) < 40_000
         nlp = spacy.load(model)
         assert nlp.get_pipe("ner").labels == ("Disease",)
         again = verify(nlp, NerCorpus(dev_path, limit=50), min_recall=0.0, round_trip=False)
