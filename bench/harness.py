@@ -8,6 +8,7 @@ Usage (from a script in bench/, which Python puts on sys.path):
     m = call("bench_x.py:work", {"path": "a.tsv", "seed": 1})       # bench_x.work(**args) in a fresh
     m.wall, m.cpu, m.rss_mb, m.result, m.output                     # Python; m.result: what it returned
     run = start(cmd); run.signal(signal.SIGINT); m = run.wait(check=False)   # to interrupt it
+    run.running(), run.cpu_so_far()                                 # while it runs
 
     def work(path: str, seed: int) -> dict:    # in bench_x.py: JSON args in, JSON out
         with clock() as loop:                   # wall and CPU seconds of a region
@@ -105,6 +106,17 @@ class Running:
 
     def signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
+
+    def cpu_so_far(self) -> float:
+        """CPU seconds (user + sys) the measured process has used so far; 0.0 once it has ended."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def running(self) -> bool:
+        return self.launcher.poll() is None
 
     def wait(self, check: bool = True) -> Measurement:
         """Wait for the process; with `check`, raise RuntimeError (with the output's tail) unless it exits 0."""
