@@ -41,6 +41,15 @@ class Evaluation:
                      sum(s["support"] for s in self.per_label.values())))
         return rows
 
+    def partial_matches(self) -> Dict[str, Any]:
+        """The SemEval-2013 scores keyed by scheme (strict, exact, partial, type), each overall
+        with its per-label figures under "per_label": the --json layout."""
+        if not self.semeval:
+            return {}
+        return {scheme: {**overall, "per_label": {label: schemes[scheme]
+                                                  for label, schemes in self.semeval["per_label"].items()}}
+                for scheme, overall in self.semeval["overall"].items()}
+
     def unscored_line(self) -> str:
         """The predictions that were not scored, on a line of their own ("" when none)."""
         if not self.unscored:

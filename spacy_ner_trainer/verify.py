@@ -90,6 +90,7 @@ class VerificationReport:
             "confusion": evaluation.confusion,
             "spurious": evaluation.spurious,
             "unscored": evaluation.unscored,
+            **evaluation.partial_matches(),
             "failures": self.failures(),
             "n_mismatches": len(evaluation.mismatches),
             "mismatches": evaluation.mismatches[:MAX_LISTED],

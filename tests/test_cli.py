@@ -221,6 +221,11 @@ def test_evaluate_scores_only_gold_labels(demo_model, tmp_path):
     assert set(scores["per_label"]) == {"PERSON"}
     assert scores["unscored"] == {"LOC": 2}
     assert "not scored" in out and "LOC 2" in out
+    # Partial-match scores under their SemEval scheme names, overall and per label.
+    for scheme in ("strict", "exact", "partial", "type"):
+        assert scores[scheme]["correct"] == 1 and scores[scheme]["spurious"] == 0
+        assert scores[scheme]["per_label"]["PERSON"]["correct"] == 1
+    assert "Partial matches" in out
 
 
 HELP_OPTIONS = {

@@ -6,6 +6,7 @@ from wasabi import msg, table
 
 from ..loop import TrainResult
 from ..save import write_atomically
+from ..semeval import SEMEVAL_HEADER, semeval_rows
 from ..verify import VerificationReport
 
 
@@ -23,9 +24,12 @@ def epoch_row(row: Dict[str, Any]) -> None:
              "*" if row.get("best") else ""), widths=widths)
 
 
-def report(title: str, report: VerificationReport) -> None:
+def report(title: str, report: VerificationReport, partial: bool = False) -> None:
     msg.divider(title)
     print(report.table())
+    if partial and report.evaluation.semeval:
+        msg.divider("Partial matches (SemEval-2013 task 9.1, as nervaluate)")
+        print(table(semeval_rows(report.evaluation.semeval), header=SEMEVAL_HEADER, divider=True))
     if report.mismatches:
         msg.text(f"{len(report.mismatches)} of {report.n_examples} examples differ from the gold entities")
 

@@ -41,7 +41,7 @@ def verify_cli(
     nlp = spacy.load(model)
     examples = _read(reader, data, nlp, quiet)
     report = verify(nlp, examples, min_recall=min_recall, labels=reader.labels, data_name=str(data))
-    _show.report(str(data), report)
+    _show.report(str(data), report, partial=True)
     if json_path is not None:
         write_atomically(json_path, lambda p: srsly.write_json(p, report.to_dict()))
         msg.good(f"Wrote {json_path}")
@@ -84,7 +84,7 @@ def evaluate_cli(
     report = verify(nlp, _read(reader, data, nlp, quiet), round_trip=False, labels=reader.labels,
                     data_name=str(data))
     evaluation = report.evaluation
-    _show.report(str(data), report)
+    _show.report(str(data), report, partial=True)
     msg.divider("Confusion")
     print(table(evaluation.confusion_rows(), divider=True,
                 header=("gold label", "found", "missed", "boundary", "as other label", "spurious")))
@@ -92,7 +92,8 @@ def evaluate_cli(
         scores = {"n_examples": report.n_examples, "precision": report.precision, "recall": report.recall,
                   "f": report.f, "per_label": evaluation.per_label, "unscored": evaluation.unscored,
                   "confusion": evaluation.confusion, "spurious": evaluation.spurious,
-                  "n_mismatches": len(evaluation.mismatches), "mismatches": report.to_dict()["mismatches"]}
+                  "n_mismatches": len(evaluation.mismatches), "mismatches": report.to_dict()["mismatches"],
+                  **evaluation.partial_matches()}
         write_atomically(json_path, lambda p: srsly.write_json(p, scores))
         msg.good(f"Wrote {json_path}")
     _show.write_page(html, render_html(evaluation, title=f"Evaluation of {model} on {data}") if html else "")
