@@ -6,6 +6,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from spacy import displacy
 
 from .evaluate import Evaluation
+from .semeval import SEMEVAL_HEADER, semeval_rows
 
 # How a status is shown: a suffix on the displaCy label and its colour.
 _MARKS = {
@@ -91,7 +92,8 @@ def _chart(
 ) -> str:
     """Lines over shared x values. Each series: name, values (None where absent), colour,
     axis ("left" or "right"), top (the axis maximum; the axis starts at 0), fmt (a value's text).
-    `marked` draws a dashed vertical line at an x with a caption."""
+    `marked` draws a dashed vertical line at an x with a caption. With `point_values`, each
+    point is labelled with its value (above it, or below where the series says "below": True)."""
     x_lo, x_hi = (min(xs), max(xs)) if xs else (0.0, 1.0)
     x_span = (x_hi - x_lo) or 1.0
     plot_w, plot_h = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
@@ -136,7 +138,9 @@ def _chart(
         x, caption = marked
         parts.append(f'<line x1="{px(x):.1f}" y1="{_TOP}" x2="{px(x):.1f}" y2="{_TOP + plot_h}" stroke="#555" '
                      'stroke-dasharray="4 3"/>')
-        parts.append(f'<text x="{px(x) + 4:.1f}" y="{_TOP + 14}" fill="#555">{_e(caption)}</text>')
+        right_half = px(x) > _LEFT + plot_w / 2
+        parts.append(f'<text x="{px(x) + (-4 if right_half else 4):.1f}" y="{_TOP + 14}" fill="#555" '
+                     f'text-anchor="{"end" if right_half else "start"}">{_e(caption)}</text>')
     # The lines, then their points with the values.
     for s in series:
         points = [(px(x), py(v, s["top"]), v) for x, v in zip(xs, s["values"]) if v is not None]
@@ -148,7 +152,8 @@ def _chart(
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{s["colour"]}">'
                          f'<title>{_e(s["name"])}: {_e(s["fmt"](v))}</title></circle>')
             if point_values:
-                parts.append(f'<text x="{x:.1f}" y="{y - 7:.1f}" text-anchor="middle" fill="{s["colour"]}">'
+                parts.append(f'<text x="{x:.1f}" y="{y + (16 if s.get("below") else -7):.1f}" '
+                             f'text-anchor="middle" fill="{s["colour"]}">'
                              f'{_e(s["fmt"](v))}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -235,6 +240,140 @@ def _examples(mismatches: List[Dict[str, Any]], max_examples: Optional[int], pre
     return out
 
 
+def _semeval(scores: Optional[Dict[str, Any]]) -> List[str]:
+    """SemEval 2013's four ways of counting (strict, exact, partial, type), overall and per label."""
+    if not scores:
+        return []
+    out = ["<h3>Partial matches (SemEval 2013)</h3>", _table(SEMEVAL_HEADER, semeval_rows(scores))]
+    rows = [(label, *row) for label in scores.get("per_label") or {} for row in semeval_rows(scores, label)]
+    if rows:
+        out += ["<h3>Partial matches per label</h3>", _table(("label", *SEMEVAL_HEADER), rows)]
+    return out
+
+
+def _evaluation(evaluation: Evaluation, heading: str) -> List[str]:
+    """Scores per label (and the unscored predictions), SemEval counts, confusion."""
+    unscored = evaluation.unscored_line()
+    return [
+        f"<h2>{_e(heading)}</h2>",
+        f"<p>{evaluation.n_examples} examples, {len(evaluation.mismatches)} with mismatched entities.</p>",
+        _score_table(evaluation),
+        *([f'<p class="unscored">{_e(unscored)}</p>'] if unscored else []),
+        *_semeval(getattr(evaluation, "semeval", None)),
+        "<h3>Confusion</h3>", _confusion_table(evaluation),
+    ]
+
+
+def _failures(failures: Sequence[str]) -> List[str]:
+    if not failures:
+        return []
+    items = "".join(f"<li>{_e(line)}</li>" for line in failures)
+    return [f'<h2>Failed checks</h2><ul class="failures">{items}</ul>']
+
+
+def render_evaluation(
+    evaluation: Evaluation, *, title: str, failures: Sequence[str] = (), max_examples: Optional[int] = None
+) -> str:
+    """The page of `evaluate` and `verify`: failed checks, scores per label, SemEval counts
+    (when the evaluation has them), confusion, then every mismatched example, gold above
+    prediction.
+
+    Args:
+        evaluation (Evaluation): what `evaluate` returned.
+        title (str): the page heading, naming the model and the data.
+        failures (Sequence[str]): one line a failed check (`VerificationReport.failures()`).
+        max_examples (Optional[int]): render at most this many mismatched examples and count
+            the rest; None renders every one.
+    RETURNS (str): the HTML.
+    """
+    sections = [f"<h1>{_e(title)}</h1>", *_failures(failures), *_evaluation(evaluation, "Scores per label"),
+                "<h2>Mismatched examples</h2>", _legend(), *_examples(evaluation.mismatches, max_examples)]
+    return _page(title, sections)
+
+
+def _epoch_table(epochs: Sequence[Dict[str, Any]], best_epoch: Optional[int]) -> str:
+    labels = sorted({label for row in epochs if row.get("dev") for label in row["dev"].get("per_label") or {}})
+    rows, classes = [], []
+    for row in epochs:
+        dev = row.get("dev")
+        scores = [f"{dev[k]:.3f}" if dev and dev.get(k) is not None else "" for k in ("p", "r", "f")]
+        per_label = (dev or {}).get("per_label") or {}
+        label_f = [f"{per_label[label]['f']:.3f}" if label in per_label else "" for label in labels]
+        best = row["epoch"] == best_epoch
+        rows.append((row["epoch"], f"{row['loss']:.2f}", *scores, *label_f, f"{row['words_per_second']:,.0f}",
+                     "best" if best else ""))
+        classes.append("best" if best else "")
+    return _table(("epoch", "loss", "dev P", "dev R", "dev F", *(f"{label} F" for label in labels), "words/s", ""),
+                  rows, classes)
+
+
+def _training_chart(epochs: Sequence[Dict[str, Any]], best_epoch: Optional[int]) -> str:
+    xs = [float(row["epoch"]) for row in epochs]
+    losses = [float(row["loss"]) for row in epochs]
+    dev_f = [row["dev"]["f"] if row.get("dev") else None for row in epochs]
+    series = [{"name": "loss", "values": losses, "colour": "#1e66f5", "axis": "left",
+               "top": _nice_top(max(losses, default=0.0)), "fmt": lambda v: f"{v:.3g}", "below": True}]
+    if any(v is not None for v in dev_f):
+        series.append({"name": "dev F", "values": dev_f, "colour": "#40a02b", "axis": "right", "top": 1.0,
+                       "fmt": lambda v: f"{v:.3f}"})
+    marked = None
+    if best_epoch is not None:
+        best = next((row for row in epochs if row["epoch"] == best_epoch), None)
+        score = f", dev F {best['dev']['f']:.3f}" if best and best.get("dev") else ""
+        marked = (float(best_epoch), f"best: epoch {best_epoch}{score}")
+    return _chart(xs, _integer_ticks(int(min(xs, default=1)), int(max(xs, default=1))), "epoch", series,
+                  marked=marked, point_values=len(xs) <= 15)
+
+
+def render_training(
+    *,
+    title: str,
+    epochs: Sequence[Dict[str, Any]],
+    best_epoch: Optional[int],
+    train_evaluation: Evaluation,
+    dev_evaluation: Optional[Evaluation] = None,
+    retention: Optional[Dict[str, Dict[str, Any]]] = None,
+    failures: Sequence[str] = (),
+    max_examples: Optional[int] = None,
+) -> str:
+    """The page of `train`: failed checks, the loss and dev F per epoch (chart and table, the
+    best epoch marked), the scores on the dev data and on the training sample, retention of
+    the old labels, then the mismatched examples, dev first.
+
+    Args:
+        title (str): the page heading, naming the model and the data.
+        epochs (Sequence[Dict[str, Any]]): `TrainResult.epochs`.
+        best_epoch (Optional[int]): `TrainResult.best_epoch` (1-based; None without dev data).
+        train_evaluation (Evaluation): the trained pipeline on a sample of the training data.
+        dev_evaluation (Optional[Evaluation]): the saved (best) pipeline on the dev data.
+        retention (Optional[Dict[str, Dict[str, Any]]]): per old label, agreement (p, r, f,
+            support) with the pipeline before training (`VerificationReport.retention`).
+        failures (Sequence[str]): one line a failed check.
+        max_examples (Optional[int]): render at most this many mismatched examples of each
+            evaluation and count the rest; None renders every one.
+    RETURNS (str): the HTML.
+    """
+    sections = [f"<h1>{_e(title)}</h1>", *_failures(failures), "<h2>Training</h2>"]
+    if best_epoch is not None:
+        sections.append(f"<p>Best epoch {best_epoch} of {len(epochs)} (kept as model-best).</p>")
+    if epochs:
+        sections += [_training_chart(epochs, best_epoch), _epoch_table(epochs, best_epoch)]
+    if dev_evaluation is not None:
+        best = f" (model-best, epoch {best_epoch})" if best_epoch is not None else ""
+        sections += ['<section id="dev">', *_evaluation(dev_evaluation, f"Dev data{best}"), "</section>"]
+    sections += ['<section id="train">', *_evaluation(train_evaluation, "Training data (sample)"), "</section>"]
+    if retention:
+        rows = [(label, f"{s['p']:.3f}", f"{s['r']:.3f}", f"{s['f']:.3f}", s.get("support", ""))
+                for label, s in sorted(retention.items())]
+        sections += ["<h2>Retention: agreement with the pipeline before training, on held-back text</h2>",
+                     _table(("old label", "precision", "recall", "F", "support"), rows)]
+    sections += ["<h2>Mismatched examples</h2>", _legend()]
+    if dev_evaluation is not None:
+        sections += ["<h3>Dev data</h3>", *_examples(dev_evaluation.mismatches, max_examples, "dev-")]
+    sections += ["<h3>Training data (sample)</h3>", *_examples(train_evaluation.mismatches, max_examples, "train-")]
+    return _page(title, sections)
+
+
 def render_html(
     evaluation: Evaluation,
     *,
@@ -243,29 +382,13 @@ def render_html(
     dev_f: Optional[Sequence[Optional[float]]] = None,
     max_examples: Optional[int] = None,
 ) -> str:
-    """One self-contained page (inline CSS and SVG, nothing fetched) for a person to read.
-
-    Args:
-        evaluation (Evaluation): what `evaluate` returned.
-        title (str): the page heading.
-        losses (Optional[Sequence[float]]): training loss per epoch, for the chart.
-        dev_f (Optional[Sequence[Optional[float]]]): dev F per epoch, for the chart.
-        max_examples (Optional[int]): render at most this many mismatched examples and count
-            the rest; None renders every one.
-    RETURNS (str): the HTML.
-    """
-    sections = [f"<h1>{_e(title)}</h1>",
-                f"<p>{evaluation.n_examples} examples, {len(evaluation.mismatches)} with mismatched entities.</p>",
-                "<h2>Scores per label</h2>", _score_table(evaluation),
-                "<h2>Confusion</h2>", _confusion_table(evaluation)]
-    if losses:
-        epochs = list(range(1, len(losses) + 1))
-        series = [{"name": "loss", "values": list(losses), "colour": "#1e66f5", "axis": "left",
-                   "top": _nice_top(max(losses)), "fmt": lambda v: f"{v:.3g}"}]
-        if dev_f and any(v is not None for v in dev_f):
-            series.append({"name": "dev F", "values": list(dev_f), "colour": "#40a02b", "axis": "right",
-                           "top": 1.0, "fmt": lambda v: f"{v:.3f}"})
-        sections += ["<h2>Training</h2>",
-                     _chart(epochs, _integer_ticks(1, len(epochs)), "epoch", series, point_values=False)]
-    sections += ["<h2>Mismatched examples</h2>", _legend(), *_examples(evaluation.mismatches, max_examples)]
-    return _page(title, sections)
+    """Deprecated: `render_evaluation`, or `render_training` when `losses` are given, where
+    `evaluation` stands for the training sample."""
+    if not losses:
+        return render_evaluation(evaluation, title=title, max_examples=max_examples)
+    dev = list(dev_f or [])
+    epochs = [{"epoch": i, "loss": loss, "words_per_second": 0.0,
+               "dev": {"f": dev[i - 1]} if i <= len(dev) and dev[i - 1] is not None else None}
+              for i, loss in enumerate(losses, 1)]
+    return render_training(title=title, epochs=epochs, best_epoch=None, train_evaluation=evaluation,
+                           max_examples=max_examples)
