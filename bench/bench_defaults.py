@@ -67,7 +67,8 @@ def tiny(dropout: float, seed: int, epochs: int) -> List[bool]:
 def first_stable(ok: List[bool]) -> tuple:
     """The first epoch all are found, and the epoch from which they stay found (None: never)."""
     first = next((i for i, x in enumerate(ok, 1) if x), None)
-    stable = None if not ok or not ok[-1] else len(ok) - next((i for i, x in enumerate(reversed(ok)) if not x), len(ok)) + 1
+    misses = [i for i, x in enumerate(ok, 1) if not x]
+    stable = None if not ok or not ok[-1] else (misses[-1] + 1 if misses else 1)
     return first, stable
 
 
@@ -123,7 +124,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(f"\nThe recipe's 2 sentences, {args.tiny_epochs} epochs: first epoch all 3 entities are found / "
           f"stay found from, per seed 0..{args.tiny_seeds - 1}")
     for d in args.dropouts:
-        runs = [first_stable(call("bench_defaults.py:tiny", {"dropout": d, "seed": s, "epochs": args.tiny_epochs}).result)
+        runs = [first_stable(call("bench_defaults.py:tiny", {"dropout": d, "seed": s,
+                                                             "epochs": args.tiny_epochs}).result)
                 for s in range(args.tiny_seeds)]
         print(f"  dropout {d}: " + "  ".join(f"{a or '-'}/{b or '-'}" for a, b in runs))
 

@@ -59,7 +59,7 @@ def epoch_ends(running: Running, metrics: Path) -> Tuple[Measurement, List[float
     """Wait for a run, noting the seconds after its start at which each epoch's metrics line appeared."""
     ends: List[float] = []
     begun = time.perf_counter()
-    while running.launcher.poll() is None:
+    while running.running():
         ends += [time.perf_counter() - begun] * (lines(metrics) - len(ends))
         time.sleep(0.05)
     return running.wait(), ends
@@ -126,18 +126,20 @@ def bench_corpus(name: str, args: argparse.Namespace, work: Path, res: Results, 
         out = work / name / f"point-{i}"
         running = start(cli(train, dev, out, args))
         begun = time.perf_counter()
-        while epoch and running.launcher.poll() is None and lines(out / "metrics.jsonl") < epoch:
+        while epoch and running.running() and lines(out / "metrics.jsonl") < epoch:
             time.sleep(0.02)
         time.sleep((first if not epoch else 0.0) + fraction * span)
         at = time.perf_counter() - begun
-        if running.launcher.poll() is None:
+        if running.running():
             running.signal(sig)
         stopped = running.wait(check=False)
         where = checkpoint_position(out)
         line = "checkpoint saved to" in stopped.output and "--resume" in stopped.output
         resumed = measure(cli(train, dev, out, args, resume=where != "no checkpoint"), check=False)
-        same_preds = "yes" if (out / "model-last").exists() and entities(out / "model-last", dev_texts) == ref_ents else "NO"
-        same_bytes = [same_file(out / m / "ner" / "model", ref_out / m / "ner" / "model") for m in ("model-last", "model-best")]
+        last = out / "model-last"
+        same_preds = "yes" if last.exists() and entities(last, dev_texts) == ref_ents else "NO"
+        same_bytes = [same_file(out / m / "ner" / "model", ref_out / m / "ner" / "model")
+                      for m in ("model-last", "model-best")]
         expected = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGKILL: -9}[sig]
         row: Dict[str, Union[str, float]] = {
             "signal": signal.Signals(sig).name, "exit": f"{stopped.rc}{'+line' if line else ''} -> {resumed.rc}",
@@ -169,7 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--dev-limit", type=int, default=500, help="dev sentences (0: all)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0, help="the training seed, and the points' draw")
-    p.add_argument("--points", type=int, default=len(SIGNALS), help=f"interruptions per corpus (at most {len(SIGNALS)})")
+    p.add_argument("--points", type=int, default=len(SIGNALS), help="interruptions per corpus (at most 6)")
     p.add_argument("--cost-repeats", type=int, default=2, help="runs of train() with and without checkpoints")
     p.add_argument("--quick", action="store_true", help="200/100 sentences, 2 epochs, 2 points, 1 cost run each")
     p.add_argument("--keep", action="store_true")

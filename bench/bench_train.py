@@ -123,7 +123,8 @@ def train_config(method: str, prep: Dict[str, Any], args: argparse.Namespace, ti
                                "logger": {"@loggers": "bench_train.TimedConsoleLogger.v1", "output_file": str(timing)}})
     sizes = dict(zip(("start", "stop", "compound"), SCHEDULE), **{"@schedules": "compounding.v1", "t": 0.0})
     if method == "a":
-        config["corpora"] = {"train": corpus_v1(prep["a_train"], args.limit), "dev": corpus_v1(prep["a_dev"], args.dev_limit)}
+        config["corpora"] = {"train": corpus_v1(prep["a_train"], args.limit),
+                             "dev": corpus_v1(prep["a_dev"], args.dev_limit)}
         config["training"]["batcher"] = {"@batchers": "spacy.batch_by_sequence.v1", "get_length": None, "size": sizes}
         return config
     reader = "spacy-ner-trainer.NerCorpus.v1"
@@ -251,14 +252,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 for j, method in enumerate(others):
                     core = (repeat + j) % 2 if args.paired else None
                     jobs = [(method, core)] + ([("a", 1 - core)] if args.paired and core is not None else [])
-                    started = [(m, *launch(m, prep, args, work / name / f"{m}-{repeat}-{j}", repeat, c)) for m, c in jobs]
+                    started = [(m, *launch(m, prep, args, work / name / f"{m}-{repeat}-{j}", repeat, c))
+                               for m, c in jobs]
                     for m, running, finish in started:
                         measured = running.wait()
                         run = finish(measured)
                         f = test_scores(run["model"], prep["test"], args.test_limit)
                         res.add(LABELS[m], group=name, pair=(repeat, method) if args.paired else repeat,
                                 P=f["P"], R=f["R"], F=f["F"], calls=run.get("callback_calls"),
-                                update_share=run["update_seconds"] / run["loop_wall"] if "update_seconds" in run else None,
+                                update_share=run["update_seconds"] / run["loop_wall"] if m == "c" else None,
                                 **{"w/s": run["words"] / run["loop_wall"], "proc cpu w/s": run["words"] / measured.cpu,
                                    "cpu w/s": run["words"] / run["loop_cpu"] if run["loop_cpu"] else None,
                                    "wall s": measured.wall, "RSS MB": measured.rss_mb})
@@ -284,7 +286,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                 f"{name} ({m}) test F {med(m, 'F'):.1f} vs (a) {med('a', 'F'):.1f}")
             if name in callback:
                 share = callback[name] * med("b", "calls") / med("b", "wall s")
-                ok &= check(share <= CALLBACK_BUDGET, f"{name} verify callback: {callback[name]:.2f}s a call (its first, "
+                ok &= check(share <= CALLBACK_BUDGET, f"{name} verify callback: {callback[name]:.2f}s a call (the first, "
                             f"which reads its samples) x {med('b', 'calls'):g} = {share:.1%} of (b)'s wall time")
             if (name, LABELS["c"]) in res.rows:
                 notes.append(f"{name}: train() spent {med('c', 'update_share'):.1%} of its loop in nlp.update")

@@ -315,7 +315,8 @@ def revision() -> str:
     where = Path(spacy_ner_trainer.__file__).resolve().parent
     git = lambda *a: subprocess.run(["git", *a], cwd=where, capture_output=True, text=True).stdout.strip()  # noqa: E731
     head = git("rev-parse", "--short", "HEAD") or "(not a git checkout)"
-    return f"spaCy {spacy.__version__}, spacy-ner-trainer {head}{'+dirty' if git('status', '--porcelain', '--', '.') else ''}"
+    dirty = "+dirty" if git("status", "--porcelain", "--", ".") else ""
+    return f"spaCy {spacy.__version__}, spacy-ner-trainer {head}{dirty}"
 
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "_call":
