@@ -22,6 +22,9 @@ Usage (from a script in bench/, which Python puts on sys.path):
     res.print({"wps": ",.0f", "f": ".1f"}, ratios=["wps"])     # medians; ratios against the baseline
     res.add("ours", group="wnut17", same="yes")                   # str values are shown as they are
     ok = check(res.ratio("ours", "wps", group="wnut17") >= 1.0, "ours >= 1.00x spacy train")
+    with scratch("bench_x_", keep=False) as work: ...             # a temp folder, removed after
+    head_sentences(DATA / CORPORA["bc5cdr"][0], work / "train.tsv", 500)   # a corpus's first 500 sentences
+    revision()                                                      # "spaCy 3.8.x, spacy-ner-trainer <commit>"
 
 Measurements: wall seconds of the process, its CPU seconds (user + sys, children included) and
 peak RSS, taken by a small launcher process: a child of this (large) process would inherit its
