@@ -372,23 +372,3 @@ def render_training(
         sections += ["<h3>Dev data</h3>", *_examples(dev_evaluation.mismatches, max_examples, "dev-")]
     sections += ["<h3>Training data (sample)</h3>", *_examples(train_evaluation.mismatches, max_examples, "train-")]
     return _page(title, sections)
-
-
-def render_html(
-    evaluation: Evaluation,
-    *,
-    title: str,
-    losses: Optional[Sequence[float]] = None,
-    dev_f: Optional[Sequence[Optional[float]]] = None,
-    max_examples: Optional[int] = None,
-) -> str:
-    """Deprecated: `render_evaluation`, or `render_training` when `losses` are given, where
-    `evaluation` stands for the training sample."""
-    if not losses:
-        return render_evaluation(evaluation, title=title, max_examples=max_examples)
-    dev = list(dev_f or [])
-    epochs = [{"epoch": i, "loss": loss, "words_per_second": 0.0,
-               "dev": {"f": dev[i - 1]} if i <= len(dev) and dev[i - 1] is not None else None}
-              for i, loss in enumerate(losses, 1)]
-    return render_training(title=title, epochs=epochs, best_epoch=None, train_evaluation=evaluation,
-                           max_examples=max_examples)

@@ -8,7 +8,7 @@ import typer
 from tqdm import tqdm
 from wasabi import msg, table
 
-from ..report import render_html
+from ..report import render_evaluation
 from ..save import write_atomically
 from ..verify import DEFAULT_MIN_RECALL, verify
 from . import _show
@@ -45,7 +45,9 @@ def verify_cli(
     if json_path is not None:
         write_atomically(json_path, lambda p: srsly.write_json(p, report.to_dict()))
         msg.good(f"Wrote {json_path}")
-    _show.write_page(html, render_html(report.evaluation, title=f"Verification of {model} on {data}") if html else "")
+    if html:
+        _show.write_page(html, render_evaluation(report.evaluation, title=f"Verification of {model} on {data}",
+                                                 failures=report.failures()))
     ok = _show.failures(report.failures())
     if ok:
         msg.good("Verified: same predictions after reloading"
@@ -96,4 +98,5 @@ def evaluate_cli(
                   **evaluation.partial_matches()}
         write_atomically(json_path, lambda p: srsly.write_json(p, scores))
         msg.good(f"Wrote {json_path}")
-    _show.write_page(html, render_html(evaluation, title=f"Evaluation of {model} on {data}") if html else "")
+    if html:
+        _show.write_page(html, render_evaluation(evaluation, title=f"Evaluation of {model} on {data}"))

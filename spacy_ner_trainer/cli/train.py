@@ -8,7 +8,7 @@ import typer
 from wasabi import msg
 
 from ..loop import DEFAULT_DROPOUT, DEFAULT_N_ITER, DEFAULT_PATIENCE, TrainingInterrupted
-from ..report import render_html
+from ..report import render_training
 from ..workflow import MODEL_LAST, TrainingRun, resume_command, train_pipeline
 from . import _show
 from ._util import (Format, GpuId, LabelMap, LabelsOpt, Lang, OnMisaligned, OnOverlap, Quiet, ReaderOptions,
@@ -69,7 +69,8 @@ def train_cli(
     except TrainingInterrupted as stopped:
         msg.warn(f"Interrupted: checkpoint saved to {stopped.checkpoint}; resume with: {resume_command()}")
         raise typer.Exit(stopped.exit_code)
-    ok = _show_run(run, html, f"Training report: {model or 'blank ' + lang} on {train_path}")
+    base = f"'{model}'" if model else f"a blank '{lang}' pipeline"
+    ok = _show_run(run, html, f"Training report: {base} trained on {train_path}" + (f", dev {dev}" if dev else ""))
     raise typer.Exit(0 if ok else 1)
 
 
@@ -91,9 +92,12 @@ def _show_run(run: TrainingRun, html: Optional[Path], title: str, texts: Optiona
         if MODEL_LAST in run.saved:
             msg.info(f"Loading from {run.saved[MODEL_LAST]}")
             _show_entities(spacy.load(run.saved[MODEL_LAST]), texts)
-    report = run.dev_report or run.train_report
-    curves = {"losses": result.losses, "dev_f": [s["ents_f"] for s in result.scores]}
-    _show.write_page(html, render_html(report.evaluation, title=title, **curves) if html else "")
+    if html:
+        _show.write_page(html, render_training(
+            title=title, epochs=result.epochs, best_epoch=result.best_epoch,
+            train_evaluation=run.train_report.evaluation,
+            dev_evaluation=run.dev_report.evaluation if run.dev_report else None,
+            retention=run.train_report.retention, failures=run.failures))
     ok = _show.failures(run.failures)
     if ok:
         msg.good("Verified: same predictions after reloading"
