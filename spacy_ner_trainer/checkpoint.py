@@ -2,14 +2,14 @@
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy
 import srsly
 from spacy.language import Language
 from thinc.api import Optimizer, get_current_ops
 
-from .save import write_atomically
+from .save import recover, write_atomically
 
 STATE_FILE = "state.json"
 BLOBS_FILE = "state.msgpack"
@@ -135,28 +135,31 @@ def set_random_states(rng: random.Random, states: Dict[str, Any]) -> None:
     rng.setstate(states["rng"])
 
 
-def save_checkpoint(path: Path, fingerprint: Dict[str, Any], state: RunState) -> Path:
-    """Write the checkpoint to a temporary directory and rename it into place."""
+def save_checkpoint(path: Path, fingerprint: Dict[str, Any], state: RunState,
+                    write_dir: Callable[[Path, Callable[[Path], Any]], Path] = write_atomically) -> Path:
+    """Write the checkpoint to a temporary directory and rename it into place (`write_dir`)."""
 
     def write(tmp: Path) -> None:
         tmp.mkdir(parents=True)
         srsly.write_json(tmp / STATE_FILE, {"format": FORMAT, "fingerprint": fingerprint,
-                                            "position": [state.position.epoch, state.position.batch],
-                                            "progress": state.progress})
+                                            "position": [state.position.epoch, state.position.batch]})
         blobs = {
             "weights": state.weights, "best_weights": state.best_weights, "optimizer": state.optimizer,
             "randomness": srsly.pickle_dumps(state.randomness),
             "epoch_randomness": srsly.pickle_dumps(state.epoch_randomness),
             "epoch_losses": state.epoch_losses, "extra": state.extra,
+            # Here, not in the JSON: JSON would round the scores the best epoch is chosen by.
+            "progress": srsly.pickle_dumps(state.progress),
         }
         (tmp / BLOBS_FILE).write_bytes(srsly.msgpack_dumps(blobs))
 
-    return write_atomically(path, write)
+    return write_dir(path, write)
 
 
 def load_checkpoint(path: Path, fingerprint: Dict[str, Any]) -> RunState:
     """The state saved at `path`; a clear error when there is none, or when it was written by a
     run with other data or settings."""
+    recover(path)
     if not (path / STATE_FILE).is_file() or not (path / BLOBS_FILE).is_file():
         raise CheckpointError(f"{path}: no checkpoint to resume from; run once without --resume first")
     head = srsly.read_json(path / STATE_FILE)
@@ -175,6 +178,6 @@ def load_checkpoint(path: Path, fingerprint: Dict[str, Any]) -> RunState:
         randomness=srsly.pickle_loads(blobs["randomness"]),
         epoch_randomness=srsly.pickle_loads(blobs["epoch_randomness"]),
         epoch_losses=blobs["epoch_losses"],
-        progress=head["progress"],
+        progress=srsly.pickle_loads(blobs["progress"]),
         extra=blobs["extra"],
     )

@@ -1,5 +1,6 @@
 """Parse NER files (seed tuples, span JSONL, CoNLL/IOB, DocBin) into located records, streaming."""
 import json
+import os
 from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
@@ -40,24 +41,64 @@ class Record(NamedTuple):
     words: Optional[List[str]] = None
     spans: List[Span] = []
     doc: Optional[Doc] = None
+    lines: Optional[List[int]] = None  # CoNLL: the line of each word
 
 
-def list_files(path: Union[str, Path]) -> List[Path]:
+def cli_option(name: str, value: str) -> str:
+    """A reader setting as a Python argument and as the CLI flag that sets it, for messages:
+    on_overlap="longest" (--on-overlap longest)."""
+    return f'{name}="{value}" (--{name.replace("_", "-")} {value})'
+
+
+def list_files(path: Union[str, Path], report: bool = False) -> List[Path]:
     """The files a `path` argument names: the file itself, or every supported file under a
-    directory in sorted order."""
+    directory in sorted order. Hidden files and folders (".name") and saved pipelines (a
+    folder with config.cfg and meta.json: training output kept next to the data) are skipped.
+
+    Args:
+        path (Union[str, Path]): a file or directory.
+        report (bool): log what was skipped (a reader does so once, not every epoch).
+    RETURNS (List[Path]): the files to read.
+    """
     path = Path(path)
     if not path.exists():
         raise NerDataError("no such file or directory; check the path", path)
-    if path.is_dir():
-        files = sorted(
-            p for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in SUFFIXES and not p.name.startswith(".")
-        )
-        if not files:
-            kinds = ", ".join(sorted(SUFFIXES))
-            raise NerDataError(f"the directory holds no supported files ({kinds})", path)
-        return files
-    return [path]
+    if not path.is_dir():
+        return [path]
+    if is_pipeline(path):
+        raise NerDataError("this is a saved pipeline (config.cfg and meta.json), not data; "
+                           "pass the data's path", path)
+    files: List[Path] = []
+    hidden: List[str] = []
+    pipelines: List[str] = []
+    for root, dirs, names in os.walk(path):
+        folder = Path(root)
+        for name in sorted(dirs):
+            if name.startswith("."):
+                hidden.append(str(folder / name) + os.sep)
+                dirs.remove(name)
+            elif is_pipeline(folder / name):
+                pipelines.append(str(folder / name))
+                dirs.remove(name)
+        for name in names:
+            if name.startswith("."):
+                hidden.append(str(folder / name))
+            elif Path(name).suffix.lower() in SUFFIXES:
+                files.append(folder / name)
+    if report and pipelines:
+        logger.warning("%s: skipped %d saved pipeline(s) (a folder with config.cfg and meta.json): %s",
+                       path, len(pipelines), ", ".join(sorted(pipelines)))
+    if report and hidden:
+        logger.info("%s: skipped %d hidden file(s) and folder(s): %s", path, len(hidden), ", ".join(sorted(hidden)))
+    if not files:
+        kinds = ", ".join(sorted(SUFFIXES))
+        raise NerDataError(f"the directory holds no supported files ({kinds})", path)
+    return sorted(files)
+
+
+def is_pipeline(folder: Path) -> bool:
+    """Whether `folder` is a saved spaCy pipeline, as nlp.to_disk writes it."""
+    return (folder / "config.cfg").is_file() and (folder / "meta.json").is_file()
 
 
 def detect_format(path: Path) -> str:
@@ -362,7 +403,7 @@ def _iter_conll(path: Path, scheme: str, log: ChangeLog,
         except NerDataError as err:
             _report(err, problems)
             return
-        yield Record(str(path), lines[0], words=words, spans=spans)
+        yield Record(str(path), lines[0], words=words, spans=spans, lines=lines)
 
     words: List[str] = []
     tags: List[str] = []
@@ -442,12 +483,12 @@ class _Scheme:
         logger.info("%s: tag scheme %s (decided at line %d)", self.path, self.scheme.upper(), self.decided_at)
 
     def fail(self, why: str, line: int) -> NerDataError:
+        fix = "fix the tag, or set "
         if self.decided_at is not None:
-            fix = f"the file was read as {self.scheme.upper()} from line {self.decided_at}; fix the tag, or set scheme="
-        else:
-            fix = "fix the tag, or set scheme="
+            fix = f"the file was read as {self.scheme.upper()} from line {self.decided_at}; " + fix
         others = [s for s in ("iob1", "iob2", "biluo") if s != self.scheme]
-        return NerDataError(f"{why}; {fix}" + " or ".join(repr(s) for s in others), self.path, line)
+        return NerDataError(f"{why}; {fix}" + " or ".join(cli_option("scheme", s) for s in others),
+                            self.path, line)
 
     def decode(self, words: List[str], tags: List[str], lines: List[int]) -> List[Span]:
         if self.scheme is None:

@@ -6,7 +6,7 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from .errors import logger
+from .errors import NerDataError, logger
 from .readers import NerCorpus
 
 # spaCy's BiluoPushDown actions: MISSING, BEGIN, IN, LAST, UNIT, OUT.
@@ -45,14 +45,66 @@ def move_table(counts: Dict[str, int]) -> Dict[str, Dict[str, int]]:
     return table
 
 
-def warn_low_counts(counts: Dict[str, int], source: str, minimum: int = LOW_COUNT) -> None:
-    low = {label: n for label, n in counts.items() if n < minimum}
-    if low:
-        listed = ", ".join(f"{label} ({n})" for label, n in low.items())
-        logger.warning(
-            "%s: labels with fewer than %d examples: %s; the model will hardly learn them",
-            source, minimum, listed,
-        )
+def low_counts(counts: Dict[str, int], minimum: int = LOW_COUNT) -> Dict[str, int]:
+    """The labels with fewer than `minimum` entities, and their counts."""
+    return {label: n for label, n in counts.items() if n < minimum}
+
+
+def low_count_message(counts: Dict[str, int], source: str, minimum: int = LOW_COUNT) -> Optional[str]:
+    """The one warning about labels too rare to learn, or None when there are none."""
+    low = low_counts(counts, minimum)
+    if not low:
+        return None
+    listed = ", ".join(f"{label} ({n})" for label, n in low.items())
+    return f"{source}: labels with fewer than {minimum} examples: {listed}; the model will hardly learn them"
+
+
+def warn_low_counts(counts: Dict[str, int], source: str, minimum: int = LOW_COUNT) -> Optional[str]:
+    """Logs `low_count_message` (if any) and returns it, for a CLI to print as well."""
+    message = low_count_message(counts, source, minimum)
+    if message:
+        logger.warning("%s", message)
+    return message
+
+
+def unmatched_labels_message(wanted: Iterable[str], counts: Dict[str, int],
+                             data_counts: Dict[str, int]) -> Optional[str]:
+    """What a `labels` filter asks for that no entity has, and which labels the data has:
+    "no entity has label Foo; the data has: a, b, c". None when every wanted label is found.
+
+    Args:
+        wanted (Iterable[str]): the labels asked for (after label_map).
+        counts (Dict[str, int]): entity counts per label after the filter.
+        data_counts (Dict[str, int]): entity counts per label before it (after label_map).
+    RETURNS (Optional[str]): the message, or None.
+    """
+    absent = sorted(set(wanted) - set(counts))
+    if not absent:
+        return None
+    has = ", ".join(sorted(data_counts)) if data_counts else "no entities at all"
+    noun = "label" if len(absent) == 1 else "labels"
+    return f"no entity has {noun} {', '.join(absent)}; the data has: {has}"
+
+
+def check_label_filter(corpus: NerCorpus, counts: Optional[Dict[str, int]] = None) -> Dict[str, int]:
+    """Checks a corpus's `labels` filter against its data, for the training loop: a filter
+    that matches no entity raises NerDataError ("no entity has label Foo; the data has: a,
+    b, c"); labels it asks for that no entity has are warned about. Only then is the data
+    read once more, to find the labels it has.
+
+    Args:
+        corpus (NerCorpus): the corpus, with its `labels` filter (or none: nothing to check).
+        counts (Optional[Dict[str, int]]): its (filtered) label counts, if already counted.
+    RETURNS (Dict[str, int]): the filtered label counts.
+    """
+    counts = count_labels(corpus) if counts is None else counts
+    if corpus.labels is None or corpus.labels <= set(counts):
+        return counts
+    message = unmatched_labels_message(corpus.labels, counts, count_labels(corpus, filtered=False))
+    if not counts:
+        raise NerDataError(f"{message}; fix --labels (labels) or --label-map (label_map)", corpus.path)
+    logger.warning("%s: %s", corpus.path, message)
+    return counts
 
 
 def ner_labels_v1(
@@ -81,9 +133,10 @@ def ner_labels_v1(
     return move_table(counts)
 
 
-def count_labels(corpus: NerCorpus) -> Dict[str, int]:
-    """Entity counts per label straight from the annotations, without tokenizing."""
+def count_labels(corpus: NerCorpus, filtered: bool = True) -> Dict[str, int]:
+    """Entity counts per label straight from the annotations, without tokenizing: after
+    the corpus's label_map and, if `filtered`, its `labels` filter."""
     counts: Counter = Counter()
-    for record in corpus.records():
+    for record in corpus.records(filtered=filtered):
         counts.update(span[2] for span in record.spans)
     return dict(counts.most_common())

@@ -384,6 +384,7 @@ class _Run:
         self.best_weights = state.best_weights
         for name in _PROGRESS:
             setattr(self.result, name, state.progress[name])
+        self.epoch_words, self.epoch_seconds = state.progress["epoch_words"], state.progress["epoch_seconds"]
         self.position = state.position
         self.resumed_state = state
         if state.position.batch == 0:
@@ -403,7 +404,8 @@ class _Run:
             randomness=random_states(self.rng),
             epoch_randomness=epoch_start,
             epoch_losses=losses,
-            progress={name: getattr(self.result, name) for name in _PROGRESS},
+            progress={**{name: getattr(self.result, name) for name in _PROGRESS},
+                      "epoch_words": self.epoch_words, "epoch_seconds": self.epoch_seconds},
             extra=extra,
         )
         save_checkpoint(self.checkpoint, self.fingerprint, state)
@@ -452,11 +454,14 @@ class _Run:
         bar = tqdm(total=self.data.size if self.buffer_size <= 0 else None, unit=" examples",
                    desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress)
         words, start = 0, time.perf_counter()
+        # The interruption's random states, restored once the replay reaches its position.
+        pending = state.randomness if state is not None and skip else None
         for i, batch in enumerate(batches):
             if i < skip:
                 continue
-            if state is not None and i == skip:
-                set_random_states(self.rng, {**state.randomness, "rng": self.rng.getstate()})
+            if pending is not None:
+                set_random_states(self.rng, {**pending, "rng": self.rng.getstate()})
+                pending = None
             self.nlp.update(batch, drop=self.dropout, sgd=self.optimizer, losses=losses)
             if self.optimizer.schedules:
                 self.optimizer.step_schedules()
@@ -470,6 +475,8 @@ class _Run:
                 self.save(epoch_start, losses, silver)
                 self._interrupted(stop["signum"])
         bar.close()
+        if pending is not None:  # stopped after the epoch's last batch
+            set_random_states(self.rng, {**pending, "rng": self.rng.getstate()})
         self._add_time(words, time.perf_counter() - start)
         self._end_epoch(epoch, losses)
         self.position = Position(epoch + 1, 0)

@@ -1,6 +1,7 @@
 """The NER corpus reader: seed tuples, span JSONL, CoNLL/IOB and DocBins to `Example`s."""
+import re
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy
 from spacy.attrs import ENT_IOB, ENT_TYPE
@@ -10,14 +11,16 @@ from spacy.training import Example
 from spacy.util import filter_spans
 from spacy.vocab import Vocab
 
-from .errors import ChangeLog, NerDataError
-from .formats import FORMATS, SCHEMES, Record, iter_records, list_files, parse_record
+from .errors import ChangeLog, NerDataError, logger
+from .formats import FORMATS, SCHEMES, Record, cli_option, iter_records, list_files, parse_record
 
 MISALIGNED_POLICIES = ("error", "expand", "contract", "skip")
 OVERLAP_POLICIES = ("error", "longest", "skip")
 _CONTEXT = 20  # characters shown either side of a bad span
 _ENT_ATTRS = [ENT_IOB, ENT_TYPE]
 _MISSING, _INSIDE, _OUTSIDE, _BEGIN = 0, 1, 2, 3  # Token.ent_iob values
+# What no entity type holds: markup, quotes, control characters.
+_ODD_LABEL = re.compile(r"[<>\"'`\u2018\u2019\u201c\u201d\x00-\x1f\x7f-\x9f]")
 
 
 def ner_corpus_v1(
@@ -31,12 +34,14 @@ def ner_corpus_v1(
     max_length: int = 0,
     scheme: str = "auto",
     augmenter: Optional[Callable[[Language, Example], Iterable[Example]]] = None,
+    gold_preproc: bool = False,
 ) -> Callable[[Language], Iterator[Example]]:
     """Registered as spacy-ner-trainer.NerCorpus.v1: a corpus for [corpora.train]/[corpora.dev].
+    It takes every argument of spacy.Corpus.v1, so a config's reader names can be swapped.
 
     Args:
         path (Union[str, Path]): a file, or a directory whose supported files are read in
-            sorted order.
+            sorted order (hidden files and folders and saved pipelines in it are skipped).
         format (str): "auto" (decided from suffix and content), "tuples", "spans", "conll"
             or "docbin".
         on_misaligned (str): a character span whose ends are not token boundaries: "error",
@@ -50,6 +55,11 @@ def ner_corpus_v1(
             when the data has them, else skipped; 0 for no limit.
         scheme (str): CoNLL tag scheme: "auto" (per file), "iob1", "iob2" or "biluo".
         augmenter (Optional[Callable]): a spaCy data augmenter, as in spacy.Corpus.v1.
+        gold_preproc (bool): as in spacy.Corpus.v1: the predicted side of an example gets the
+            gold tokens, and DocBin documents are split into their gold sentences. Without
+            it, DocBin documents whose spaces are known are tokenized by the pipeline, as
+            spacy.Corpus.v1 does. CoNLL words (whose spaces are unknown) and character
+            offsets (aligned to the pipeline's tokens) come out the same either way.
     RETURNS (Callable[[Language], Iterator[Example]]): the corpus.
     """
     return NerCorpus(
@@ -63,12 +73,14 @@ def ner_corpus_v1(
         max_length=max_length,
         scheme=scheme,
         augmenter=augmenter,
+        gold_preproc=gold_preproc,
     )
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
+        flag = "--" + name.replace("_", "-")
+        raise ValueError(f"{name}={value!r} ({flag}) is not one of {', '.join(map(repr, choices))}")
 
 
 class NerCorpus:
@@ -87,12 +99,15 @@ class NerCorpus:
         max_length: int = 0,
         scheme: str = "auto",
         augmenter: Optional[Callable[[Language, Example], Iterable[Example]]] = None,
+        gold_preproc: bool = False,
     ):
         _check_choice("format", format, FORMATS)
         _check_choice("scheme", scheme, SCHEMES)
         self.aligner = Aligner(on_misaligned, on_overlap)
         self.path = Path(path)
-        list_files(self.path)  # a missing path fails when the config is loaded, not mid-training
+        # A missing path fails when the config is loaded, not mid-training; what a directory
+        # holds that is not read is said once, here.
+        list_files(self.path, report=True)
         self.format = format
         self.scheme = scheme
         self.labels = set(labels) if labels else None
@@ -100,36 +115,78 @@ class NerCorpus:
         self.limit = limit
         self.max_length = max_length
         self.augmenter = augmenter
+        self.gold_preproc = gold_preproc
         self._reported = False
+        self._checked_labels: Set[str] = set()
 
     def records(self, vocab: Optional[Vocab] = None, log: Optional[ChangeLog] = None,
-                problems: Optional[List[NerDataError]] = None) -> Iterator[Record]:
-        """The raw records of every file, labels renamed and filtered, before alignment; with a
-        `problems` list, bad records are listed there and skipped instead of raised."""
+                problems: Optional[List[NerDataError]] = None, filtered: bool = True) -> Iterator[Record]:
+        """The raw records of every file, labels renamed and (unless not `filtered`) filtered,
+        before alignment; with a `problems` list, bad records are listed there and skipped
+        instead of raised."""
         for file in list_files(self.path):
-            for record in iter_records(file, self.format, scheme=self.scheme, vocab=vocab, log=log,
-                                       problems=problems):
-                if self.label_map or self.labels is not None:
-                    record = record._replace(spans=self.relabel(record.spans))
-                yield record
+            yield from self.file_records(file, vocab, log, problems, filtered)
 
-    def relabel(self, spans: List[Tuple[int, int, str]]) -> List[Tuple[int, int, str]]:
+    def file_records(self, file: Path, vocab: Optional[Vocab] = None, log: Optional[ChangeLog] = None,
+                     problems: Optional[List[NerDataError]] = None, filtered: bool = True) -> Iterator[Record]:
+        """`records` of one of the corpus's files."""
+        relabel = bool(self.label_map) or (filtered and self.labels is not None)
+        for record in iter_records(file, self.format, scheme=self.scheme, vocab=vocab, log=log,
+                                   problems=problems):
+            if relabel:
+                record = record._replace(spans=self.relabel(record.spans, filtered))
+            for span in record.spans:
+                if span[2] not in self._checked_labels:
+                    self._check_label(span, record, problems)
+            yield record
+
+    def relabel(self, spans: List[Tuple[int, int, str]], filtered: bool = True) -> List[Tuple[int, int, str]]:
+        """The spans with label_map applied and, if `filtered`, only those with `labels`."""
         renamed = [(s, e, self.label_map.get(label, label)) for s, e, label in spans]
-        if self.labels is None:
+        if self.labels is None or not filtered:
             return renamed
         return [span for span in renamed if span[2] in self.labels]
 
+    def _check_label(self, span: Tuple[int, int, str], record: Record,
+                     problems: Optional[List[NerDataError]]) -> None:
+        """Warns, once a label, of a label no entity type has: a tag column read wrongly, or
+        markup or quoting that got into the annotations."""
+        label = span[2]
+        self._checked_labels.add(label)
+        odd = _ODD_LABEL.search(label)
+        if odd is None:
+            return
+        line = record.lines[span[0]] if record.lines else record.line
+        warning = NerDataError(
+            f"label {label!r} does not look like an entity type (it holds {odd.group()!r}); check "
+            "the annotations, or rename it with label_map (--label-map)", record.path, line,
+            severity="warning")
+        if problems is not None:
+            problems.append(warning)
+        else:
+            logger.warning("%s (first seen here; the label is kept)", warning)
+
     def __call__(self, nlp: Language) -> Iterator[Example]:
         log = ChangeLog()
+        vocab = nlp.vocab
+        max_length = self.max_length
         count = 0
-        for record in self.records(nlp.vocab, log):
-            if record.doc is not None:
-                example = self._docbin_example(record)
-            elif record.words is not None:
-                example = _example(nlp.vocab, record.words, None, record.spans, [])
+        for record in self.records(vocab, log):
+            words = record.words
+            if words is not None:  # the hot path: CoNLL
+                if max_length and len(words) >= max_length:
+                    log.add(f"examples of max_length={max_length} tokens or more skipped", record.path, record.line)
+                    continue
+                examples: Iterable[Example] = (words_example(vocab, words, record.spans),)
+            elif record.doc is not None:
+                examples = self._docbin_examples(nlp, record, log)
             else:
                 example = self.aligner.char_example(nlp, record, log)
-            for eg in self._split_long(example, record, log):
+                if max_length and len(example.reference) >= max_length:
+                    log.add(f"examples of max_length={max_length} tokens or more skipped", record.path, record.line)
+                    continue
+                examples = (example,)
+            for eg in examples:
                 for eg in self.augmenter(nlp, eg) if self.augmenter else (eg,):
                     yield eg
                     count += 1
@@ -144,28 +201,38 @@ class NerCorpus:
             log.report(str(self.path))
             self._reported = True
 
-    def _docbin_example(self, record: Record) -> Example:
+    def _docbin_examples(self, nlp: Language, record: Record, log: ChangeLog) -> Iterator[Example]:
         doc = record.doc
+        assert doc is not None
         if self.label_map or self.labels is not None:
-            missing = [doc[t.i: t.i + 1] for t in doc if t.ent_iob == 0]
-            doc.set_ents([Span(doc, s, e, label) for s, e, label in record.spans],
-                         missing=missing, default="outside")
-        return Example(same_tokens(doc.vocab, doc), doc)
+            # In place, so the document keeps its other annotations (sentences above all).
+            _set_gold(doc, record.spans, [(t.i, t.i + 1) for t in doc if t.ent_iob == _MISSING])
+        for reference in self._references(doc, record, log):
+            if self.gold_preproc or reference.has_unknown_spaces:
+                predicted = same_tokens(nlp.vocab, reference)
+            else:  # as spacy.Corpus.v1: the text, tokenized by the pipeline
+                predicted = nlp.make_doc(reference.text)
+            yield Example(predicted, reference)
 
-    def _split_long(self, example: Example, record: Record, log: ChangeLog) -> Iterator[Example]:
-        reference = example.reference
-        if not self.max_length or len(reference) < self.max_length:
-            yield example
-        elif reference.has_annotation("SENT_START"):
-            for sent in reference.sents:
-                if len(sent) >= self.max_length:
-                    log.add(f"sentences of max_length={self.max_length} tokens or more skipped",
-                            record.path, record.line)
-                elif len(sent):
-                    sent_doc = sent.as_doc()
-                    yield Example(same_tokens(sent_doc.vocab, sent_doc), sent_doc)
-        else:
+    def _references(self, doc: Doc, record: Record, log: ChangeLog) -> Iterator[Doc]:
+        """The gold documents a DocBin document gives: itself, or its sentences with
+        gold_preproc or when it has max_length tokens or more; none of max_length or more."""
+        too_long = bool(self.max_length) and len(doc) >= self.max_length
+        if not too_long and not (self.gold_preproc and doc.has_annotation("SENT_START")):
+            if len(doc):
+                yield doc
+            return
+        if not doc.has_annotation("SENT_START"):
             log.add(f"examples of max_length={self.max_length} tokens or more skipped", record.path, record.line)
+            return
+        for sent in doc.sents:
+            if self.max_length and len(sent) >= self.max_length:
+                log.add(f"sentences of max_length={self.max_length} tokens or more skipped",
+                        record.path, record.line)
+            elif len(sent):
+                sent_doc = sent.as_doc()
+                sent_doc.has_unknown_spaces = doc.has_unknown_spaces
+                yield sent_doc
 
 
 class Aligner:
@@ -173,18 +240,25 @@ class Aligner:
 
     def __init__(self, on_misaligned: str = "error", on_overlap: str = "error",
                  problems: Optional[List[NerDataError]] = None):
-        """With a `problems` list, every problem is appended to it instead of raised, and the
-        span is skipped: that is how `debug` lists them all."""
+        """With a `problems` list, every problem is appended to it instead of raised: that
+        is how `debug` lists them all. Under the "error" policy the span is then skipped and
+        the problem is an error; under another policy, that policy applies and the problem
+        is listed as a warning (training would go on)."""
         _check_choice("on_misaligned", on_misaligned, MISALIGNED_POLICIES)
         _check_choice("on_overlap", on_overlap, OVERLAP_POLICIES)
         self.problems = problems
-        self.on_misaligned = "skip" if problems is not None else on_misaligned
-        self.on_overlap = "skip" if problems is not None else on_overlap
+        lenient = problems is not None
+        self.on_misaligned = "skip" if lenient and on_misaligned == "error" else on_misaligned
+        self.on_overlap = "skip" if lenient and on_overlap == "error" else on_overlap
+        self._given = {"on_misaligned": on_misaligned, "on_overlap": on_overlap}
 
-    def _fail(self, error: NerDataError, policy: str) -> None:
+    def _fail(self, error: NerDataError, setting: str) -> None:
+        """A problem that `setting` (on_misaligned or on_overlap) decides about."""
         if self.problems is not None:
+            if self._given[setting] != "error":
+                error.severity = "warning"
             self.problems.append(error)
-        elif policy == "error":
+        elif self._given[setting] == "error":
             raise error
 
     def char_example(self, nlp: Language, record: Record, log: ChangeLog) -> Example:
@@ -199,7 +273,7 @@ class Aligner:
                 if not stripped:
                     self._fail(NerDataError(
                         f"span [{start}, {end}] {label} holds only whitespace {given!r}; "
-                        "remove it or set on_misaligned=\"skip\"", path, line), self.on_misaligned)
+                        f"remove it or set {cli_option('on_misaligned', 'skip')}", path, line), "on_misaligned")
                     log.add("whitespace-only spans skipped", path, line, f"[{start}, {end}]")
                     continue
                 new_start = start + len(given) - len(given.lstrip())
@@ -220,15 +294,13 @@ class Aligner:
             spans.append((span.start, span.end, label, start, end))
         if len(spans) > 1:
             spans = self._resolve_overlaps(doc, spans, record, log, missing)
-        words = [t.text for t in doc]
-        spaces = [bool(t.whitespace_) for t in doc]
-        reference = _reference(doc.vocab, words, spaces, [s[:3] for s in spans], missing)
-        return Example(doc, reference)
+        return Example(doc, same_tokens(doc.vocab, doc, [s[:3] for s in spans], missing))
 
     def _realign(self, doc: Doc, start: int, end: int, label: str, record: Record,
                  log: ChangeLog, missing: List[Tuple[int, int]]) -> Optional[Span]:
         policy = self.on_misaligned
-        self._fail(NerDataError(_misaligned_message(doc, start, end, label), record.path, record.line), policy)
+        self._fail(NerDataError(_misaligned_message(doc, start, end, label), record.path, record.line),
+                   "on_misaligned")
         covering = doc.char_span(start, end, alignment_mode="expand")
         span = doc.char_span(start, end, alignment_mode=policy) if policy != "skip" else None
         where = f"[{start}, {end}] {doc.text[start:end]!r}"
@@ -263,8 +335,9 @@ class Aligner:
             first, second = cluster[0], cluster[1]
             where = f"{_describe(doc, first)} and {_describe(doc, second)}"
             self._fail(NerDataError(
-                f"spans {where} overlap; keep one, or set on_overlap=\"longest\" or \"skip\"",
-                record.path, record.line), self.on_overlap)
+                f"spans {where} overlap; keep one, or set {cli_option('on_overlap', 'longest')} "
+                f"or {cli_option('on_overlap', 'skip')}",
+                record.path, record.line), "on_overlap")
             if self.on_overlap == "longest":
                 objects = [Span(doc, s[0], s[1], s[2]) for s in cluster]
                 best = {(s.start, s.end, s.label_) for s in filter_spans(objects)}
@@ -277,36 +350,55 @@ class Aligner:
         return kept
 
 
-def same_tokens(vocab: Vocab, doc: Doc) -> Doc:
-    """A new, unannotated Doc with `doc`'s tokens: to predict on, never re-tokenized."""
-    return Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+def same_tokens(vocab: Vocab, doc: Doc, ents: Optional[Iterable[Tuple[int, int, str]]] = None,
+                missing: Iterable[Tuple[int, int]] = ()) -> Doc:
+    """A new Doc with `doc`'s tokens, never re-tokenized: unannotated, to predict on, or
+    with `ents`, a gold Doc over the same tokens.
+
+    Args:
+        vocab (Vocab): the vocab of the new Doc.
+        doc (Doc): the tokens, their spaces and whether those are known (has_unknown_spaces).
+        ents (Optional[Iterable[Tuple[int, int, str]]]): gold entities as non-overlapping
+            (start token, end token, label); given, the other tokens are O.
+        missing (Iterable[Tuple[int, int]]): with `ents`, token ranges (start, end) left
+            unannotated instead of O (an entity overrides them).
+    RETURNS (Doc): the new Doc.
+    """
+    new = Doc(vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+    new.has_unknown_spaces = doc.has_unknown_spaces
+    if ents is not None:
+        _set_gold(new, ents, missing)
+    return new
 
 
-def _example(vocab: Vocab, words: List[str], spaces: Optional[List[bool]],
-             spans: List[Tuple[int, int, str]], missing: List[Tuple[int, int]]) -> Example:
-    """An Example over the given words: never re-tokenized."""
-    if spaces is None:  # words joined by single spaces, none after the last
-        spaces = [True] * (len(words) - 1) + [False]
-    predicted = Doc(vocab, words=words, spaces=spaces)
-    return Example(predicted, _reference(vocab, words, spaces, spans, missing))
+def words_example(vocab: Vocab, words: List[str], spans: List[Tuple[int, int, str]]) -> Example:
+    """An Example over the given words, such as a CoNLL sentence: never re-tokenized. Their
+    spaces are unknown (one space between words is assumed, for the text), and the gold Doc
+    says so, so that a DocBin of it keeps these tokens in spacy.Corpus.v1 and `spacy evaluate`.
+    """
+    spaces = [True] * len(words)
+    if spaces:
+        spaces[-1] = False
+    reference = Doc(vocab, words=words, spaces=spaces)
+    _set_gold(reference, spans, ())
+    reference.has_unknown_spaces = True
+    return Example(Doc(vocab, words=words, spaces=spaces), reference)
 
 
-def _reference(vocab: Vocab, words: List[str], spaces: Optional[List[bool]],
-               spans: List[Tuple[int, int, str]], missing: List[Tuple[int, int]]) -> Doc:
-    """The gold Doc: `spans` as entities, tokens in `missing` unannotated, the rest O."""
-    doc = Doc(vocab, words=words, spaces=spaces)
-    # Set as an array, not Doc(ents=tags): building and parsing IOB strings costs more than
-    # the rest of the example; this is the reader's hot path.
-    ents = numpy.zeros((len(words), 2), dtype="uint64")
+def _set_gold(doc: Doc, spans: Iterable[Tuple[int, int, str]], missing: Iterable[Tuple[int, int]]) -> None:
+    """Sets `doc`'s entities: `spans`, tokens in `missing` unannotated, the rest O."""
+    # Set as an array, not Doc(ents=tags) or set_ents: building and parsing IOB strings or
+    # Spans costs more than the rest of the example; this is the reader's hot path.
+    strings = doc.vocab.strings
+    ents = numpy.zeros((len(doc), 2), dtype="uint64")
     ents[:, 0] = _OUTSIDE
     for start, end in missing:
         ents[start:end, 0] = _MISSING
     for start, end, label in spans:
         ents[start, 0] = _BEGIN
         ents[start + 1:end, 0] = _INSIDE
-        ents[start:end, 1] = vocab.strings.add(label)
+        ents[start:end, 1] = strings.add(label)
     doc.from_array(_ENT_ATTRS, ents)
-    return doc
 
 
 def _describe(doc: Doc, span: Tuple[int, int, str, int, int]) -> str:
@@ -338,8 +430,8 @@ def _misaligned_message(doc: Doc, start: int, end: int, label: str) -> str:
     )
     return (
         f"span [{start}, {end}] {text[start:end]!r} {label} {' and '.join(parts)} "
-        f"(in context: {context!r}); fix the offsets or set on_misaligned=\"expand\" "
-        f"(or \"contract\" or \"skip\")"
+        f"(in context: {context!r}); fix the offsets, or set {cli_option('on_misaligned', 'expand')}, "
+        f"{cli_option('on_misaligned', 'contract')} or {cli_option('on_misaligned', 'skip')}"
     )
 
 

@@ -1,5 +1,6 @@
 """The whole job: train, save model-best and model-last with metrics, verify, and return what happened."""
 import random
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,8 @@ from .errors import UsageError, logger
 from .formats import list_files
 from .loop import OnEpoch, TrainResult, check_settings, train
 from .readers import TrainingData, to_examples
-from .save import claim_output_dir, save_pipeline, write_atomically
+from .checkpoint import CheckpointError
+from .save import OutputDir, recover, save_pipeline, write_atomically
 from .verify import VerificationReport, verify
 
 MODEL_BEST = "model-best"
@@ -136,7 +138,11 @@ def train_pipeline(
     buffer_size = choose_buffer_size(train_data, buffer_size)
     check_settings(**{k: v for k, v in train_kwargs.items() if k in _SETTINGS}, buffer_size=buffer_size,
                    train_data=train_data, checkpoint=output, resume=resume)
-    out = claim_output_dir(output, OUTPUT_ENTRIES) if output is not None else None
+    if resume and output is not None and recover(Path(output) / CHECKPOINT) is None:
+        raise CheckpointError(f"{Path(output) / CHECKPOINT}: no checkpoint to resume from; run once without "
+                              "--resume first")
+    out_dir = OutputDir(output, OUTPUT_ENTRIES) if output is not None else None
+    out = out_dir.path if out_dir is not None else None
     nlp = load_pipeline(model, lang)
     # The untouched pipeline, to check that training ner changed no other component's output.
     others = [name for name in nlp.pipe_names if name != "ner"]
@@ -146,8 +152,8 @@ def train_pipeline(
 
     def record(row: Dict[str, Any]) -> None:
         rows.append(row)
-        if out is not None:
-            write_atomically(out / METRICS, lambda p: srsly.write_jsonl(p, rows))
+        if out_dir is not None:
+            out_dir.write(METRICS, lambda p: srsly.write_jsonl(p, rows))
         if on_epoch is not None:
             on_epoch(row)
 
@@ -158,12 +164,12 @@ def train_pipeline(
     if resume:
         # The metrics file is rewritten from the checkpoint's record of the epochs.
         rows[:] = list(result.epochs)
-        if out is not None:
-            write_atomically(out / METRICS, lambda p: srsly.write_jsonl(p, rows))
+        if out_dir is not None:
+            out_dir.write(METRICS, lambda p: srsly.write_jsonl(p, rows))
     run = TrainingRun(nlp=nlp, result=result, train_report=None, output=out)  # type: ignore[arg-type]
     run.meta = _set_meta(nlp, result, meta)
-    if out is not None:
-        run.saved = _save(nlp, result, out, meta)
+    if out_dir is not None:
+        run.saved = _save(nlp, result, out_dir)
     seed = train_kwargs.get("seed", 0)
     train_sample = sample(to_examples(nlp, train_data), verify_sample, seed)
     saved = run.saved.get(MODEL_BEST) or run.saved.get(MODEL_LAST)
@@ -173,8 +179,8 @@ def train_pipeline(
     if dev_data is not None:
         run.dev_report = verify(nlp, to_examples(nlp, dev_data), round_trip=False, labels=labels,
                                 data_name="the dev data")
-    if out is not None:
-        _store_reports(run)
+    if saved is not None:
+        _store_reports(run, saved)
     return run
 
 
@@ -197,7 +203,7 @@ def _set_meta(nlp: Language, result: TrainResult, meta: Optional[Dict[str, Any]]
     return nlp.meta
 
 
-def _save(nlp: Language, result: TrainResult, out: Path, meta: Optional[Dict[str, Any]]) -> Dict[str, Path]:
+def _save(nlp: Language, result: TrainResult, out: OutputDir) -> Dict[str, Path]:
     """model-last holds the last epoch's weights and scores, model-best the best epoch's."""
     saved = {}
     best = component_bytes(nlp, list(result.last_weights))
@@ -206,22 +212,21 @@ def _save(nlp: Language, result: TrainResult, out: Path, meta: Optional[Dict[str
     if result.scores:
         last = result.scores[-1]
         nlp.meta["performance"] = {k: last[k] for k in ("ents_p", "ents_r", "ents_f", "ents_per_type")}
-    saved[MODEL_LAST] = save_pipeline(nlp, out / MODEL_LAST)
+    saved[MODEL_LAST] = save_pipeline(nlp, out.path / MODEL_LAST, out)
     load_component_bytes(nlp, best)
     nlp.meta["performance"] = performance
     if result.best_epoch is not None:
-        saved[MODEL_BEST] = save_pipeline(nlp, out / MODEL_BEST)
+        saved[MODEL_BEST] = save_pipeline(nlp, out.path / MODEL_BEST, out)
     return saved
 
 
-def _store_reports(run: TrainingRun) -> None:
-    """The verification summaries go into the saved models' meta.json."""
+def _store_reports(run: TrainingRun, verified: Path) -> None:
+    """The verification summaries go into the meta.json of the model they describe."""
     summary = {"train": run.train_report.summary(), "dev": run.dev_report.summary() if run.dev_report else None}
-    for path in run.saved.values():
-        meta_path = path / "meta.json"
-        meta = srsly.read_json(meta_path)
-        meta.setdefault("spacy_ner_trainer", {})["verify"] = summary
-        write_atomically(meta_path, lambda p: srsly.write_json(p, meta))
+    meta_path = verified / "meta.json"
+    meta = srsly.read_json(meta_path)
+    meta.setdefault("spacy_ner_trainer", {})["verify"] = summary
+    write_atomically(meta_path, lambda p: srsly.write_json(p, meta))
 
 
 def resume_command(argv: Optional[Sequence[str]] = None) -> str:
@@ -229,5 +234,5 @@ def resume_command(argv: Optional[Sequence[str]] = None) -> str:
     args = list(sys.argv[1:] if argv is None else argv)
     if "--resume" not in args:
         args.append("--resume")
-    return "python -m spacy_ner_trainer " + " ".join(args)
+    return "python -m spacy_ner_trainer " + shlex.join(args)
 

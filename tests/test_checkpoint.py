@@ -115,16 +115,11 @@ def interrupt_and_resume(ncbi_train, tmp_path_factory, per_epoch, case):
     return _RESUMED[case]
 
 
-LAST_BATCH_BUG = (
-    "loop.py _Run.epoch (lines 452-456): a checkpoint taken after the last batch of an epoch has "
-    "position (epoch, n_batches); on resume every batch is skipped, so `i == skip` never holds and the "
-    "interruption's random/numpy states are never restored: the next epochs draw other dropout masks"
-)
 
 
 @pytest.mark.parametrize("case", [
     "mid-epoch",
-    pytest.param("last-batch", marks=pytest.mark.xfail(strict=True, reason=LAST_BATCH_BUG)),
+    "last-batch",
     "after-scoring",
 ])
 def test_resume_ends_with_the_uninterrupted_model(ncbi_train, tmp_path_factory, uninterrupted, case):
@@ -141,9 +136,6 @@ def test_resume_ends_with_the_uninterrupted_model(ncbi_train, tmp_path_factory, 
     assert [row["epoch"] for row in result.epochs] == list(range(1, N_ITER + 1))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "loop.py _Run.epoch/_add_time: epoch_words and epoch_seconds are not in the checkpoint (RunState), "
-    "so the row of an epoch interrupted mid-way counts only the words trained after the resume"))
 def test_resumed_epoch_row_counts_all_its_words(ncbi_train, tmp_path_factory, uninterrupted):
     _, expected_result, per_epoch = uninterrupted
     _, result, _ = interrupt_and_resume(ncbi_train, tmp_path_factory, per_epoch, "mid-epoch")
@@ -151,11 +143,6 @@ def test_resumed_epoch_row_counts_all_its_words(ncbi_train, tmp_path_factory, un
     assert [row["words"] for row in result.epochs] == [row["words"] for row in expected_result.epochs]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "checkpoint.py save_checkpoint (line 242-244) keeps TrainResult progress (scores, best_score) in "
-    "state.json, whose JSON floats are rounded to 10 digits: the resumed run compares the next epochs "
-    "against a rounded best_score (loop.py _end_epoch, line 489), so a tie (F 1/3 -> 0.3333333333) makes "
-    "a later epoch 'better' and model-best differs from the uninterrupted run's"))
 def test_resume_keeps_the_best_epoch_on_a_tie(tmp_path_factory, tmp_path):
     # The recipe's model finds London and Berlin; against this gold (I, like, London, and) that is
     # P 1/2, R 1/4, F 1/3 in every epoch: at a tiny learn rate the predictions do not change,
@@ -310,9 +297,6 @@ def test_cli_sigterm_then_resume(cli_data, cli_uninterrupted, tmp_path):
     assert "checkpoint saved to " + os.path.join("out", "checkpoint") in text, text
     command = shlex.split(text[text.index("python -m spacy_ner_trainer"):])
     assert command == ["python", "-m", "spacy_ner_trainer", *cli_args(None), "--resume"]
-    position = srsly.read_json(tmp_path / "out" / "checkpoint" / STATE_FILE)["position"]
-    if position[1] == batches_per_epoch(N_TRAIN):
-        pytest.xfail("SIGTERM landed after an epoch's last batch: " + LAST_BATCH_BUG)
     resumed = subprocess.run([sys.executable, *command[1:]], cwd=tmp_path, capture_output=True, text=True,
                              encoding="utf8", timeout=600)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -330,9 +314,6 @@ def test_cli_kill_9_then_resume(cli_data, cli_uninterrupted, tmp_path):
     check_same_run(tmp_path / "out", cli_uninterrupted)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli/train.py train_cli (line 70) prints the message with wasabi's msg.warn, which wraps it at 80 "
-    "columns: the resume command is broken over lines (fails_cleanly print()s for this reason)"))
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_cli_interrupted_message_is_one_line(monkeypatch, tmp_path, signum):
     (tmp_path / "data").mkdir()
@@ -354,9 +335,6 @@ def test_cli_interrupted_message_is_one_line(monkeypatch, tmp_path, signum):
     assert command == ["python", "-m", "spacy_ner_trainer", *args, "--resume"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "workflow.py resume_command (lines 198-203) joins the arguments with spaces, unquoted: a path "
-    "with a space (or any shell character) gives a command that runs something else"))
 def test_resume_command_quotes_its_arguments():
     args = ["train", "my data/train.tsv", "--output", "it's out", "--n-iter", "2"]
     assert shlex.split(resume_command(args)) == ["python", "-m", "spacy_ner_trainer", *args, "--resume"]

@@ -2,7 +2,6 @@
 import re
 
 import pytest
-import spacy
 from typer.testing import CliRunner
 
 import spacy_ner_trainer.curve

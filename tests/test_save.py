@@ -251,10 +251,6 @@ def test_leftovers_of_a_killed_run_do_not_block_reuse(data, earlier):
     assert spacy.load(earlier / "model-last").meta["name"] == "third"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "save.py _foreign_entries (lines 64-76) compares only the top-level names with the marker, so a "
-    "user's file put inside an earlier model-last passes the check; write_atomically (lines 87-97) then "
-    "moves the old model-last aside and rmtree()s it, the user's file with it"))
 def test_train_keeps_a_users_file_inside_an_earlier_model(data, earlier):
     notes = earlier / "model-last" / "NOTES.md"
     notes.write_text("what I changed\n", encoding="utf8")
@@ -381,10 +377,6 @@ def test_save_to_a_file_keeps_it(tmp_path):
     assert leftovers(tmp_path, "taken") == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "save.py write_atomically (lines 84-86) runs the whole write before looking at `output`: saving to "
-    "an existing file does all of to_disk, then the rename fails with NotADirectoryError naming the "
-    "temporary path ('.taken.tmp-XXXX/new' -> 'taken'), not the target and what to do"))
 def test_save_to_a_file_fails_first(tmp_path):
     target = tmp_path / "taken"
     target.write_text("keep me", encoding="utf8")

@@ -5,7 +5,7 @@ randomly initialised BERT whose sizes (config.json) and WordPiece vocabulary of 
 pieces these tests write to disk; nothing comes from a hub."""
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy
 import pytest

@@ -67,7 +67,8 @@ def train_cli(
             seed=seed, buffer_size=buffer_size, gpu_id=gpu_id, progress=progress(quiet), rehearse=rehearse,
             rehearse_data=rehearse_data, rehearse_ratio=rehearse_ratio)
     except TrainingInterrupted as stopped:
-        msg.warn(f"Interrupted: checkpoint saved to {stopped.checkpoint}; resume with: {resume_command()}")
+        # One line, never wrapped: the command can be copied whole.
+        print(f"⚠ Interrupted: checkpoint saved to {stopped.checkpoint}; resume with: {resume_command()}")
         raise typer.Exit(stopped.exit_code)
     base = f"'{model}'" if model else f"a blank '{lang}' pipeline"
     ok = _show_run(run, html, f"Training report: {base} trained on {train_path}" + (f", dev {dev}" if dev else ""))
