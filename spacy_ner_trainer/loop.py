@@ -19,11 +19,12 @@ from spacy.util import fix_random_seed
 from thinc.api import Optimizer
 from tqdm import tqdm
 
-from .batching import DEFAULT_BATCH_SIZE, BatchSize, batch_sizes, shuffled_minibatches
+from .batching import DEFAULT_BATCH_SIZE, BatchSize, batch_sizes, check_unit, make_batches
 from .checkpoint import (Position, RunState, component_bytes, load_checkpoint, load_component_bytes,
                          optimizer_state, random_states, restore_optimizer, save_checkpoint, set_random_states)
 from .errors import UsageError, logger
 from .evaluate import evaluate
+from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, learn_rate_schedule, use_gpu, warm_up
 from .labels import move_table, warn_low_counts
 from .pipeline import prepare_ner
 from .readers import TrainingData, same_tokens, to_examples
@@ -36,6 +37,8 @@ DEFAULT_N_ITER = 30
 DEFAULT_DROPOUT = 0.2
 # Epochs without a dev improvement before stopping; 0 never stops early (bench_defaults.py).
 DEFAULT_PATIENCE = 5
+# Batches in words on the CPU: the compounding schedule of spaCy's `init config` batcher.
+DEFAULT_WORDS_BATCH_SIZE = (100.0, 1000.0, 1.001)
 # A trained ner taught new labels keeps more of what it knew at a lower rate than Adam's
 # 0.001 (bench/bench_forgetting.py).
 FINE_TUNE_LEARN_RATE = 3e-4
@@ -124,7 +127,8 @@ def train(
     dev_data: Optional[TrainingData] = None,
     n_iter: int = DEFAULT_N_ITER,
     dropout: float = DEFAULT_DROPOUT,
-    batch_size: BatchSize = DEFAULT_BATCH_SIZE,
+    batch_size: Optional[BatchSize] = None,
+    batch_unit: Optional[str] = None,
     learn_rate: Optional[float] = None,
     seed: int = 0,
     buffer_size: int = 0,
@@ -149,9 +153,13 @@ def train(
         n_iter (int): epochs at most.
         dropout (float): dropout rate for nlp.update.
         batch_size: an int, (start, stop, rate) for a compounding schedule restarted every
-            epoch, or an iterable of sizes.
+            epoch, or an iterable of sizes; None: the recipe's compounding 4 -> 32 examples on
+            the CPU, GPU_BATCH_SIZE words on a GPU.
+        batch_unit (Optional[str]): "examples" or "words" (spaCy's batch_by_words); None:
+            examples on the CPU, words on a GPU.
         learn_rate (Optional[float]): the optimizer's learning rate; None keeps Adam's 0.001
-            for a new ner and uses FINE_TUNE_LEARN_RATE for a trained one.
+            for a new ner and uses FINE_TUNE_LEARN_RATE for a trained one; on a GPU it is
+            warmed up (gpu.learn_rate_schedule) to GPU_LEARN_RATE.
         seed (int): seeds the shuffle and the weights: the same data and seed give the same model.
         buffer_size (int): shuffle buffer for corpora too large for memory; 0 holds each epoch
             in memory and shuffles it whole.
@@ -176,20 +184,30 @@ def train(
                    train_data=train_data, checkpoint=checkpoint, resume=resume)
     if gpu_id >= 0:
         spacy.require_gpu(gpu_id)
+    if batch_unit is None:
+        batch_unit = GPU_BATCH_UNIT if gpu_id >= 0 and batch_size is None else "examples"
+    check_unit(batch_unit)
+    if batch_size is None:
+        batch_size = DEFAULT_BATCH_SIZE if batch_unit == "examples" else \
+            GPU_BATCH_SIZE if gpu_id >= 0 else DEFAULT_WORDS_BATCH_SIZE
     fix_random_seed(seed)
     rng = random.Random(seed)
     data = _read(nlp, train_data, dev_data, buffer_size)
     plan = _RehearsalPlan(nlp, data, rehearse, rehearse_data, rehearse_ratio)
     trained, optimizer, resumed = _prepare(nlp, data, learn_rate)
+    if gpu_id >= 0:
+        use_gpu(nlp, gpu_id)
+        if learn_rate is None:
+            warm_up(optimizer, learn_rate_schedule())
     result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=sorted(plan.old_labels),
                          retention_examples=plan.retention)
     fingerprint = {
         "data": data.digest, "dev": data.dev_digest, "labels": data.labels, "n_iter": n_iter,
-        "dropout": dropout, "batch_size": repr(batch_size), "learn_rate": optimizer.learn_rate, "seed": seed,
+        "dropout": dropout, "batch_size": repr(batch_size), "batch_unit": batch_unit, "learn_rate": optimizer.learn_rate, "seed": seed,
         "buffer_size": buffer_size, "patience": patience, "pipeline": nlp.pipe_names,
         "rehearsed": result.rehearsed, "rehearse_ratio": rehearse_ratio,
     }
-    run = _Run(nlp, trained, optimizer, rng, data, plan, result, dropout, batch_size, buffer_size,
+    run = _Run(nlp, trained, optimizer, rng, data, plan, result, dropout, batch_size, batch_unit, buffer_size,
                patience, Path(checkpoint) if checkpoint is not None else None, fingerprint, on_epoch, progress)
     if resume:
         run.restore()
@@ -357,11 +375,12 @@ class _Run:
 
     def __init__(self, nlp: Language, trained: List[str], optimizer: Optimizer, rng: random.Random, data: _Data,
                  plan: _RehearsalPlan, result: TrainResult, dropout: float, batch_size: BatchSize,
-                 buffer_size: int, patience: int, checkpoint: Optional[Path], fingerprint: Dict[str, Any],
+                 batch_unit: str, buffer_size: int, patience: int, checkpoint: Optional[Path], fingerprint: Dict[str, Any],
                  on_epoch: Optional[OnEpoch], progress: bool):
         self.nlp, self.trained, self.optimizer, self.rng = nlp, trained, optimizer, rng
         self.data, self.plan, self.result = data, plan, result
-        self.dropout, self.batch_size, self.buffer_size, self.patience = dropout, batch_size, buffer_size, patience
+        self.dropout, self.batch_size, self.batch_unit = dropout, batch_size, batch_unit
+        self.buffer_size, self.patience = buffer_size, patience
         self.checkpoint, self.fingerprint = checkpoint, fingerprint
         self.on_epoch, self.progress = on_epoch, progress
         self.position = Position()
@@ -450,7 +469,8 @@ class _Run:
         if silver is None and self.plan.silver:
             silver = self.plan.epoch_silver(epoch, self.nlp)
         examples = self.plan.epoch(self.data.examples(), epoch, self.nlp, self.rng, silver)
-        batches = shuffled_minibatches(examples, batch_sizes(self.batch_size), self.rng, self.buffer_size)
+        batches = make_batches(examples, batch_sizes(self.batch_size), self.rng, self.buffer_size,
+                               unit=self.batch_unit)
         bar = tqdm(total=self.data.size if self.buffer_size <= 0 else None, unit=" examples",
                    desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress)
         words, start = 0, time.perf_counter()

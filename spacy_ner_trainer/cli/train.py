@@ -37,6 +37,8 @@ def train_cli(
     dropout: float = typer.Option(DEFAULT_DROPOUT, "--dropout", help="Dropout rate"),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help="Learning rate (default: 0.001 for a new ner, 0.0003 for a --model's trained ner)"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="A fixed batch size (default: compounding 4 -> 32 examples on the CPU, 2000 words on a GPU)"),
+    batch_unit: Optional[str] = typer.Option(None, "--batch-unit", help="What --batch-size counts: examples or words (spaCy's batch_by_words); default examples on the CPU, words on a GPU"),
     buffer_size: Optional[int] = typer.Option(None, "--buffer-size", help="Stream the data through a shuffle buffer of this many examples; 0 holds it in memory (default: stream training files over 32 MB)"),
     gpu_id: GpuId = -1,
     format: Format = "auto",
@@ -64,7 +66,7 @@ def train_cli(
             reader.corpus(train_path), model=model, lang=lang, dev_data=reader.corpus(dev) if dev else None,
             output=output, resume=resume, meta=meta, min_recall=min_recall, labels=reader.labels,
             on_epoch=_show.epoch_row, n_iter=n_iter, patience=patience, dropout=dropout, learn_rate=learn_rate,
-            seed=seed, buffer_size=buffer_size, gpu_id=gpu_id, progress=progress(quiet), rehearse=rehearse,
+            seed=seed, batch_size=batch_size, batch_unit=batch_unit, buffer_size=buffer_size, gpu_id=gpu_id, progress=progress(quiet), rehearse=rehearse,
             rehearse_data=rehearse_data, rehearse_ratio=rehearse_ratio)
     except TrainingInterrupted as stopped:
         # One line, never wrapped: the command can be copied whole.
