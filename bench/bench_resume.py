@@ -25,7 +25,7 @@ the two forms side by side.
 Targets (issue #10): every resumed run ends with exactly the reference's model (predictions and
 bytes); SIGINT exits 130 and SIGTERM 143, each printing the checkpoint line.
 
-    python bench/bench_resume.py            # ~12 min on a quiet 2-core machine
+    python bench/bench_resume.py            # ~13 min on a quiet machine (~25 min at load 7 on 2 cores)
     python bench/bench_resume.py --quick    # smoke run: 200/100 sentences, 2 epochs, 2 points
 """
 import argparse
