@@ -6,6 +6,7 @@ import srsly
 from spacy.tokens import DocBin
 from spacy.training import Example
 
+from .errors import UsageError
 from .save import write_atomically
 
 TARGETS = ("spacy", "jsonl")
@@ -15,7 +16,7 @@ def target_for(output: Path, to: Optional[str]) -> str:
     """The target format: given, or from the output's suffix."""
     to = to or {".spacy": "spacy", ".jsonl": "jsonl"}.get(output.suffix.lower())
     if to not in TARGETS:
-        raise ValueError(f"{output}: say --to spacy or --to jsonl (or name the output .spacy or .jsonl)")
+        raise UsageError(f"{output}: say --to spacy or --to jsonl (or name the output .spacy or .jsonl)")
     return to
 
 

@@ -95,7 +95,7 @@ def _tokens(nlp: Language, record: Record, aligner: Aligner, log: ChangeLog) -> 
         reference = aligner.char_example(nlp, record, log).reference
         return (tuple(t.text for t in reference),
                 frozenset((e.start, e.end, e.label_) for e in reference.ents))
-    words = record.words if record.words is not None else [t.text for t in record.doc]
+    words = record.words if record.words is not None else [t.text for t in record.doc or ()]
     return tuple(words), frozenset(record.spans)
 
 

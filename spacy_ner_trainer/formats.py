@@ -315,7 +315,7 @@ def _clip(value: object, width: int = 60) -> str:
     return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
-def parse_record(obj: object, want: Optional[str], path: Path, line: int) -> Optional[Record]:
+def parse_record(obj: object, want: Optional[str], path: Union[str, Path], line: int) -> Optional[Record]:
     if isinstance(obj, list) and want != "spans":
         if len(obj) != 2 or not isinstance(obj[0], str) or not isinstance(obj[1], dict):
             raise NerDataError(
@@ -345,7 +345,7 @@ def parse_record(obj: object, want: Optional[str], path: Path, line: int) -> Opt
     return Record(str(path), line, text=text, spans=[_parse_span(e, text, path, line) for e in entities])
 
 
-def _check_encodable(text: str, path: Path, line: int) -> None:
+def _check_encodable(text: str, path: Union[str, Path], line: int) -> None:
     try:
         text.encode("utf8")
     except UnicodeEncodeError as err:
@@ -354,7 +354,7 @@ def _check_encodable(text: str, path: Path, line: int) -> None:
             "which is not text; fix the writer that produced it", path, line) from None
 
 
-def _parse_span(entity: object, text: str, path: Path, line: int) -> Span:
+def _parse_span(entity: object, text: str, path: Union[str, Path], line: int) -> Span:
     if isinstance(entity, dict):
         start, end, label = entity.get("start"), entity.get("end"), entity.get("label")
     elif isinstance(entity, (list, tuple)) and len(entity) == 3:
@@ -485,7 +485,7 @@ class _Scheme:
     def fail(self, why: str, line: int) -> NerDataError:
         fix = "fix the tag, or set "
         if self.decided_at is not None:
-            fix = f"the file was read as {self.scheme.upper()} from line {self.decided_at}; " + fix
+            fix = f"the file was read as {str(self.scheme).upper()} from line {self.decided_at}; " + fix
         others = [s for s in ("iob1", "iob2", "biluo") if s != self.scheme]
         return NerDataError(f"{why}; {fix}" + " or ".join(cli_option("scheme", s) for s in others),
                             self.path, line)

@@ -1,7 +1,7 @@
 """The NER corpus reader: seed tuples, span JSONL, CoNLL/IOB and DocBins to `Example`s."""
 import re
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union, cast
 
 import numpy
 from spacy.attrs import ENT_IOB, ENT_TYPE
@@ -10,8 +10,9 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import filter_spans
 from spacy.vocab import Vocab
+from thinc.types import Ints2d
 
-from .errors import ChangeLog, NerDataError, logger
+from .errors import ChangeLog, NerDataError, UsageError, logger
 from .formats import FORMATS, SCHEMES, Record, cli_option, iter_records, list_files, parse_record
 
 MISALIGNED_POLICIES = ("error", "expand", "contract", "skip")
@@ -80,7 +81,7 @@ def ner_corpus_v1(
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         flag = "--" + name.replace("_", "-")
-        raise ValueError(f"{name}={value!r} ({flag}) is not one of {', '.join(map(repr, choices))}")
+        raise UsageError(f"{name}={value!r} ({flag}) is not one of {', '.join(map(repr, choices))}")
 
 
 class NerCorpus:
@@ -263,6 +264,7 @@ class Aligner:
 
     def char_example(self, nlp: Language, record: Record, log: ChangeLog) -> Example:
         text, path, line = record.text, record.path, record.line
+        assert text is not None, "a record of character offsets"
         doc = nlp.make_doc(text)
         spans: List[Tuple[int, int, str, int, int]] = []  # tokens, label, and the chars as given
         missing: List[Tuple[int, int]] = []
@@ -398,7 +400,7 @@ def _set_gold(doc: Doc, spans: Iterable[Tuple[int, int, str]], missing: Iterable
         ents[start, 0] = _BEGIN
         ents[start + 1:end, 0] = _INSIDE
         ents[start:end, 1] = strings.add(label)
-    doc.from_array(_ENT_ATTRS, ents)
+    doc.from_array(_ENT_ATTRS, cast(Ints2d, ents))
 
 
 def _describe(doc: Doc, span: Tuple[int, int, str, int, int]) -> str:

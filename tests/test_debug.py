@@ -2,6 +2,7 @@
 warnings, sentence lengths, duplicates and conflicting annotations, train/dev overlap; on
 crafted files with problems planted on known lines, and on the real WNUT-17 training data."""
 import json
+import logging
 import re
 import statistics
 from collections import Counter
@@ -12,9 +13,19 @@ import pytest
 import spacy
 from pipelines import run_cli
 
+from spacy_ner_trainer import NerCorpus
+from spacy_ner_trainer.debug import debug_data
+
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 LOW_COUNT = 20  # README: "Labels with fewer than 20 examples are warned about."
 
+
+
+def low_labels(output: str) -> Dict[str, int]:
+    """The labels the one low-count warning (labels.low_count_message) lists, wherever the
+    command printed or logged it."""
+    match = re.search(r"labels with fewer than \d+ examples: (.*?); the model", output)
+    return {} if match is None else {label: int(n) for label, n in re.findall(r"(\S+) \((\d+)\)", match.group(1))}
 
 
 def span(text: str, part: str, label: str, occurrence: int = 0, *, lead: int = 0, trail: int = 0) -> list:
@@ -185,8 +196,7 @@ def test_bad_file_label_counts_and_low_count_warnings(bad_file):
     expected = Counter(label for _, ents in bad_file["records"] for *_, label in ents)
     assert labels_table(bad_file["out"]) == dict(expected)
     assert 0 < min(expected.values()) < LOW_COUNT <= max(expected.values())  # as crafted
-    for label, n in expected.items():
-        assert (f"label {label} has only {n} examples" in bad_file["out"]) == (n < LOW_COUNT), label
+    assert low_labels(bad_file["out"] + bad_file["err"]) == {label: n for label, n in expected.items() if n < LOW_COUNT}
 
 
 # A clean file
@@ -215,8 +225,7 @@ def test_clean_file_exits_0_with_stats(clean_records, tmp_path):
     counts = Counter(label for _, ents in clean_records for *_, label in ents)
     assert counts["PERSON"] >= LOW_COUNT > counts["GPE"]  # as crafted
     assert labels_table(out) == dict(counts)
-    assert f"label GPE has only {counts['GPE']} examples" in out
-    assert "label PERSON has only" not in out  # enough of them
+    assert low_labels(out + err) == {"GPE": counts["GPE"]}  # not PERSON: enough of them
     nlp = spacy.blank("en")
     lengths = [len(nlp.make_doc(text)) for text, _ in clean_records]
     stats = length_stats(out)
@@ -377,7 +386,7 @@ def test_wnut_train_counts_match_source(wnut_debug):
     labels = labels_table(out)
     assert labels == {label: counts[label] for label in labels}
     assert sum(labels.values()) == counts["entities"]
-    assert not re.search(r"label \S+ has only", out)  # every label has 20 or more
+    assert "labels with fewer than" not in out + wnut_debug["err"]  # every label has 20 or more
     stats = length_stats(out)
     assert stats["mean"] == pytest.approx(counts["tokens"] / counts["sentences"], abs=0.05)
     lengths = [len(tokens) for _, tokens, _ in wnut_debug["sentences"]]
@@ -419,3 +428,63 @@ def test_wnut_train_dev_overlap(wnut_debug):
     assert len(dev) == counts["sentences"]
     shared = [first for first, tokens, _ in dev if tokens in train_texts]
     assert f"{len(shared)} of {len(dev)} dev examples are also in the training data" in wnut_debug["out"]
+
+
+# debug_data itself: what the reader skips, label filters, the reader's policies
+
+
+def write_records(path: Path, records: List[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf8")
+    return path
+
+
+def test_debug_data_reports_rejected_and_ignored_records_as_the_reader_logs_them(tmp_path, caplog):
+    path = write_records(tmp_path / "train.jsonl", [
+        {"text": "Ann left.", "spans": [{"start": 0, "end": 3, "label": "PER"}]},
+        {"text": "Bob left.", "spans": [{"start": 0, "end": 3, "label": "PER"}], "answer": "reject"},
+        {"text": "Cy left.", "spans": [], "answer": "accept"},
+        {"text": "Di left.", "spans": [], "answer": "ignore"},
+    ])
+    report = debug_data(spacy.blank("en"), path)
+    assert report.n_examples == 2 and report.labels == {"PER": 1}
+    assert report.skipped == [f'records with "answer": "reject" or "ignore" skipped: 2 ({path}:2; {path}:4)']
+    caplog.set_level(logging.WARNING, logger="spacy.ner_trainer")
+    list(NerCorpus(path)(spacy.blank("en")))
+    (logged,) = [r.getMessage() for r in caplog.records if r.name == "spacy.ner_trainer"]
+    assert report.skipped[0] in logged  # the same words the reader logs
+
+
+def test_debug_data_says_which_labels_the_data_has_when_a_filter_matches_nothing(tmp_path):
+    path = write_jsonl(tmp_path / "train.jsonl", [("Ann met Bob in Rome.", [[0, 3, "per"], [15, 19, "GPE"]])])
+    nlp = spacy.blank("en")
+    report = debug_data(nlp, path, labels=["Foo"], label_map={"per": "PER"})
+    assert report.labels == {} and report.data_labels == {"PER": 1, "GPE": 1}
+    assert report.labels_unmatched == "no entity has label Foo; the data has: GPE, PER"
+    assert report.nothing_matched and not report.ok
+    partial = debug_data(nlp, path, labels=["PER", "Foo"], label_map={"per": "PER"})
+    assert partial.labels == {"PER": 1} and partial.ok
+    assert partial.labels_unmatched == "no entity has label Foo; the data has: GPE, PER"
+    assert debug_data(nlp, path).labels_unmatched is None
+
+
+def test_debug_data_lists_what_a_lenient_policy_handles_as_warnings(tmp_path):
+    path = write_jsonl(tmp_path / "train.jsonl", [
+        ("I like Indiana.", [[7, 11, "GPE"]]),
+        ("I like New York City.", [[7, 20, "GPE"], [11, 15, "CITY"]]),
+    ])
+    nlp = spacy.blank("en")
+    strict = debug_data(nlp, path)
+    assert [p.severity for p in strict.problems] == ["error", "error"] and not strict.ok
+    lenient = debug_data(nlp, path, on_misaligned="expand", on_overlap="longest")
+    assert [p.severity for p in lenient.problems] == ["warning", "warning"] and lenient.ok
+    assert lenient.labels == {"GPE": 2, "CITY": 1}
+    assert "--on-misaligned expand" in str(strict.problems[0]) and "--on-overlap longest" in str(strict.problems[1])
+
+
+def test_debug_data_lists_odd_labels_and_rare_labels(tmp_path):
+    path = write_jsonl(tmp_path / "train.jsonl", [("Ann left.", [[0, 3, "<PER>"]])] * 2)
+    report = debug_data(spacy.blank("en"), path)
+    (odd,) = report.problems
+    assert odd.severity == "warning" and odd.line == 1 and "'<PER>'" in str(odd)
+    assert report.low_labels == {"<PER>": 2}
+    assert report.low_count_message == f"{path}: labels with fewer than 20 examples: <PER> (2); the model will hardly learn them"

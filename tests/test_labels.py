@@ -203,3 +203,46 @@ def test_no_low_count_warning_on_real_data(corpus_path, caplog):
     # The rarest label of the WNUT-17 dev set, corporation, has 34 entities.
     ner_labels_v1(corpus_path("wnut17/emerging.dev.conll"))
     assert low_count_warnings(caplog) == []
+
+
+def test_low_count_message_is_the_warning_and_says_nothing_when_all_are_common():
+    from spacy_ner_trainer.labels import low_count_message, low_counts, warn_low_counts
+
+    counts = {"PER": 25, "ORG": 20, "GPE": 3}
+    assert low_counts(counts) == {"GPE": 3}
+    message = low_count_message(counts, "train.jsonl")
+    assert message == ("train.jsonl: labels with fewer than 20 examples: GPE (3); "
+                       "the model will hardly learn them")
+    assert warn_low_counts(counts, "train.jsonl") == message
+    assert low_count_message({"PER": 25}, "train.jsonl") is None
+
+
+# ---------------------------------------------------------------------------------------
+# A labels filter checked against the data
+
+
+def test_a_labels_filter_that_matches_nothing_names_the_labels_the_data_has(corpus_path):
+    from spacy_ner_trainer.labels import check_label_filter
+
+    path = corpus_path("wnut17/emerging.dev.conll")
+    with pytest.raises(NerDataError) as info:
+        check_label_filter(NerCorpus(path, labels=["Foo"]))
+    assert str(info.value).startswith(
+        f"{path}: no entity has label Foo; the data has: corporation, creative-work, group, "
+        "location, person, product")
+    assert "--labels" in str(info.value)
+
+
+def test_a_labels_filter_that_matches_some_warns_of_the_rest(write, caplog):
+    from spacy_ner_trainer.labels import check_label_filter
+
+    caplog.set_level(logging.WARNING, logger="spacy.ner_trainer")
+    path = write("train.conll", "Ann\tB-per\nin\tO\nRome\tB-loc\n")
+    corpus = NerCorpus(path, labels=["PERSON", "Foo", "Bar"], label_map={"per": "PERSON"})
+    assert check_label_filter(corpus) == {"PERSON": 1}
+    (warning,) = [r.getMessage() for r in caplog.records if "no entity has" in r.getMessage()]
+    assert warning == f"{path}: no entity has labels Bar, Foo; the data has: PERSON, loc"
+    # Labels all found, or no filter: nothing to say, and the counts come back.
+    assert check_label_filter(NerCorpus(path, labels=["loc"])) == {"loc": 1}
+    assert check_label_filter(NerCorpus(path)) == {"per": 1, "loc": 1}
+    assert len([r for r in caplog.records if "no entity has" in r.getMessage()]) == 1

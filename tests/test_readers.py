@@ -567,7 +567,8 @@ def test_error_misaligned_span_ends_inside_a_token(write_jsonl, read):
         ["I like London.", {"entities": [[7, 13, "GPE"]]}],
         ["I like India.", {"entities": [[7, 11, "GPE"]]}],
     ])
-    raises_at(read, path, 2, "[7, 11]", "'Indi'", "'India'", "[7, 12]", "on_misaligned")
+    raises_at(read, path, 2, "[7, 11]", "'Indi'", "'India'", "[7, 12]", 'on_misaligned="expand"',
+              "--on-misaligned expand")
 
 
 def test_error_misaligned_span_starts_inside_a_token(write_jsonl, read):
@@ -577,7 +578,7 @@ def test_error_misaligned_span_starts_inside_a_token(write_jsonl, read):
 
 def test_error_whitespace_only_span(write_jsonl, read):
     path = write_jsonl("train.jsonl", [["I like  London.", {"entities": [[6, 7, "GPE"]]}]])
-    raises_at(read, path, 1, "whitespace", "[6, 7]")
+    raises_at(read, path, 1, "whitespace", "[6, 7]", 'on_misaligned="skip"', "--on-misaligned skip")
 
 
 @pytest.mark.parametrize("tag,words", [
@@ -594,7 +595,7 @@ def test_error_unknown_tag(write, read, tag, words):
 
 def test_error_i_after_o_when_forced_to_iob2(write, read):
     path = write("train.conll", "EU\tB-ORG\nrejects\tO\nGerman\tI-MISC\n")
-    raises_at(read, path, 3, "I-MISC", "'German'", "follows O", "scheme=")
+    raises_at(read, path, 3, "I-MISC", "'German'", "follows O", 'scheme="iob1"', "--scheme iob1")
 
 
 def test_error_i_after_o_in_a_file_read_as_iob2(write, read):
@@ -621,7 +622,7 @@ def test_error_biluo_last_without_begin(write, read):
 
 def test_error_biluo_tags_in_a_file_forced_to_iob2(write, read):
     path = write("train.conll", "EU\tU-ORG\n")
-    raises_at(read, path, 1, "U-ORG", "BILUO", "scheme=", scheme="iob2")
+    raises_at(read, path, 1, "U-ORG", "BILUO", 'scheme="biluo"', "--scheme biluo", scheme="iob2")
 
 
 def test_error_conll_empty_token_inside_an_entity(write, read):
@@ -639,7 +640,8 @@ def test_error_overlapping_spans(write_jsonl, read):
         ["fine", {"entities": []}],
         ["I like New York City.", {"entities": [[7, 20, "GPE"], [11, 15, "CITY"]]}],
     ])
-    raises_at(read, path, 2, "[7, 20]", "'New York City'", "[11, 15]", "'York'", "overlap", "on_overlap")
+    raises_at(read, path, 2, "[7, 20]", "'New York City'", "[11, 15]", "'York'", "overlap",
+              'on_overlap="longest"', "--on-overlap longest")
 
 
 @pytest.mark.parametrize("name,content,words", [
@@ -1091,3 +1093,139 @@ def test_property_bad_input_raises_only_ner_data_error(garbage, on_misaligned, o
             ner_labels_v1(path)
         except NerDataError as err:
             assert str(err).startswith(f"{path}:")
+
+
+# ---------------------------------------------------------------------------------------
+# spacy.Corpus.v1's arguments and tokens
+
+
+def test_a_spacy_init_config_resolves_with_only_the_reader_names_swapped(corpus_path):
+    """A config from `spacy init config` (ner) with [corpora.train] and [corpora.dev] renamed to
+    NerCorpus.v1 and the paths set resolves as `spacy train` resolves it: NerCorpus.v1 takes
+    every argument spacy.Corpus.v1 takes (path, gold_preproc, max_length, limit, augmenter)."""
+    from spacy.cli.init_config import init_config
+    from spacy.util import load_model_from_config, resolve_dot_names
+
+    config = init_config(lang="en", pipeline=["ner"], optimize="efficiency", gpu=False)
+    assert set(config["corpora"]["train"]) == {"@readers", "path", "max_length", "gold_preproc", "limit", "augmenter"}
+    for name in ("train", "dev"):
+        assert config["corpora"][name]["@readers"] == "spacy.Corpus.v1"
+        config["corpora"][name]["@readers"] = "spacy-ner-trainer.NerCorpus.v1"
+    config["paths"]["train"] = str(corpus_path("wnut17/wnut17train.conll"))
+    config["paths"]["dev"] = str(corpus_path("wnut17/emerging.dev.conll"))
+    nlp = load_model_from_config(config, auto_fill=True, validate=True)
+    train, dev = resolve_dot_names(nlp.config.interpolate(), ["corpora.train", "corpora.dev"])
+    assert isinstance(train, NerCorpus) and isinstance(dev, NerCorpus)
+    assert train.gold_preproc is False and train.max_length == 0 and train.limit == 0
+    assert sum(1 for _ in dev(nlp)) == 1009
+
+
+def _tokens(examples):
+    return [([t.text for t in eg.predicted], [t.text for t in eg.reference], token_ents(eg.reference))
+            for eg in examples]
+
+
+@pytest.mark.parametrize("gold_preproc", [False, True])
+def test_docbin_examples_match_spacy_corpus(tmp_path, gold_preproc):
+    """Examples from a DocBin have the tokens spacy.Corpus.v1 gives them, with and without
+    gold_preproc: known spaces are tokenized by the pipeline unless gold_preproc, unknown
+    spaces keep the words, and gold_preproc splits documents into their sentences."""
+    from spacy.training import Corpus
+
+    nlp = spacy.blank("en")
+    known = Doc(nlp.vocab, words=["Ann", "don't", "know", "Bob", ".", "Bye", "."],
+                spaces=[True, True, True, False, True, False, False],
+                sent_starts=[True, False, False, False, False, True, False],
+                ents=["B-PER", "O", "O", "B-PER", "O", "O", "O"])
+    unknown = Doc(nlp.vocab, words=["Sue", "doesn't", "."], ents=["B-PER", "O", "O"])
+    assert unknown.has_unknown_spaces and not known.has_unknown_spaces
+    path = tmp_path / "train.spacy"
+    DocBin(docs=[known, unknown]).to_disk(path)
+    ours = _tokens(NerCorpus(path, gold_preproc=gold_preproc)(nlp))
+    assert ours == _tokens(Corpus(path, gold_preproc=gold_preproc)(nlp))
+    first = ours[0][0]
+    if gold_preproc:
+        assert [p for p, _, _ in ours] == [["Ann", "don't", "know", "Bob", "."], ["Bye", "."], ["Sue", "doesn't", "."]]
+    else:
+        assert first == ["Ann", "do", "n't", "know", "Bob", ".", "Bye", "."]  # the pipeline's tokens
+        assert ours[1][0] == ["Sue", "doesn't", "."]
+
+
+def test_conll_examples_say_their_spaces_are_unknown(write, read):
+    path = write("train.conll", "Shaka\tB-PER\nKhan\tI-PER\ndoesn't\tO\n")
+    (eg,) = read(path)
+    assert eg.reference.has_unknown_spaces
+    assert eg.reference.text == eg.predicted.text == "Shaka Khan doesn't"
+    assert [t.text for t in eg.predicted] == ["Shaka", "Khan", "doesn't"]
+
+
+def test_same_tokens_rebuilds_a_gold_doc_over_the_same_tokens(nlp):
+    from spacy_ner_trainer.readers import same_tokens
+
+    doc = Doc(nlp.vocab, words=["New", "York", "is", "big", "."], ents=["B-GPE", "I-GPE", "O", "O", "O"])
+    plain = same_tokens(nlp.vocab, doc)
+    assert [t.text for t in plain] == [t.text for t in doc] and plain.text == doc.text
+    assert plain.has_unknown_spaces and not plain.has_annotation("ENT_IOB")
+    gold = same_tokens(nlp.vocab, doc, [(0, 2, "LOC")], missing=[(3, 4)])
+    assert token_ents(gold) == [(0, 2, "LOC")]
+    assert [t.ent_iob_ for t in gold] == ["B", "I", "O", "", "O"]
+
+
+# ---------------------------------------------------------------------------------------
+# What a directory holds that is not data
+
+
+def test_directory_skips_saved_pipelines_and_hidden_entries(tmp_path, read, caplog):
+    caplog.set_level(logging.INFO, logger="spacy.ner_trainer")
+    data = tmp_path / "data"
+    (data / "part").mkdir(parents=True)
+    (data / "part" / "train.conll").write_text("Ann\tB-PER\n", encoding="utf8")
+    (data / "b.jsonl").write_text('["Bob", {"entities": [[0, 3, "PER"]]}]\n', encoding="utf8")
+    pipeline = data / "part" / "training" / "model-best"
+    pipeline.parent.mkdir()
+    spacy.blank("en").to_disk(pipeline)  # config.cfg, meta.json, tokenizer, vocab/*.json
+    assert any(p.suffix == ".json" for p in pipeline.rglob("*") if p.name != "meta.json")
+    (data / ".cache").mkdir()
+    (data / ".cache" / "old.jsonl").write_text("not json\n", encoding="utf8")
+    (data / ".draft.conll").write_text("broken line with no tag\n", encoding="utf8")
+    examples = read(data)
+    assert [eg.reference.text for eg in examples] == ["Bob", "Ann"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "spacy.ner_trainer"]
+    skipped = [m for m in messages if "skipped" in m and "pipeline" in m]
+    assert len(skipped) == 1 and str(pipeline) in skipped[0]  # said once, not per epoch
+    hidden = [m for m in messages if "hidden" in m]
+    assert len(hidden) == 1 and ".cache" in hidden[0] and ".draft.conll" in hidden[0]
+    # A pipeline passed as the data fails with what it is.
+    with pytest.raises(NerDataError, match="saved pipeline"):
+        NerCorpus(pipeline)
+
+
+# ---------------------------------------------------------------------------------------
+# Labels that cannot be entity types
+
+
+def test_odd_labels_are_warned_about_once_with_where_they_first_appear(write, read, summaries):
+    path = write("train.conll", 'EU\tB-ORG\n\nthe\tO\n<unk>\tB-<unk>\n\nNY\tB-"LOC"\nand\tO\nit\tB-<unk>\n')
+    examples = read(path)
+    assert [token_ents(eg.reference) for eg in examples] == [
+        [(0, 1, "ORG")], [(1, 2, "<unk>")], [(0, 1, '"LOC"'), (2, 3, "<unk>")]]  # kept, not refused
+    warnings = [w for w in summaries() if "does not look like an entity type" in w]
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith(f"{path}:4: label '<unk>'")
+    assert warnings[1].startswith(f"{path}:6: label '\"LOC\"'")
+
+
+def test_odd_labels_in_span_records_and_control_characters(write_jsonl, read, summaries):
+    path = write_jsonl("train.jsonl", [
+        {"text": "Ann", "spans": [{"start": 0, "end": 3, "label": "PER"}]},
+        {"text": "Bob", "spans": [{"start": 0, "end": 3, "label": "PER\u0007"}]},
+        {"text": "Cy", "spans": [{"start": 0, "end": 2, "label": "PER\u0007"}]},
+    ])
+    assert len(read(path)) == 3
+    (warning,) = [w for w in summaries() if "does not look like an entity type" in w]
+    assert warning.startswith(f"{path}:2:") and "'\\x07'" in warning
+
+
+def test_ordinary_labels_raise_no_warning(corpus_path, read, summaries):
+    read(corpus_path("wnut17/emerging.dev.conll"))  # creative-work and the like are fine
+    assert not [w for w in summaries() if "entity type" in w]
