@@ -1,7 +1,9 @@
 """`train` and `demo`: train ner on a pipeline, save model-best and model-last, verify."""
+import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Iterator, List, Optional
 
 import spacy
 import typer
@@ -9,7 +11,7 @@ from wasabi import msg
 
 from ..loop import DEFAULT_DROPOUT, DEFAULT_N_ITER, DEFAULT_PATIENCE, TrainingInterrupted
 from ..report import render_training
-from ..workflow import MODEL_LAST, TrainingRun, resume_command, train_pipeline
+from ..workflow import CHECKPOINT, MODEL_LAST, TrainingRun, resume_command, train_pipeline
 from . import _show
 from ._util import (Format, GpuId, LabelMap, LabelsOpt, Lang, OnMisaligned, OnOverlap, Quiet, ReaderOptions,
                     Scheme, app, fails_cleanly, progress)
@@ -62,19 +64,52 @@ def train_cli(
     reader = ReaderOptions(format, on_misaligned, on_overlap, scheme, labels, label_map)
     meta = {k: v for k, v in (("name", name), ("version", version)) if v is not None}
     try:
-        run = train_pipeline(
-            reader.corpus(train_path), model=model, lang=lang, dev_data=reader.corpus(dev) if dev else None,
-            output=output, resume=resume, meta=meta, min_recall=min_recall, labels=reader.labels,
-            on_epoch=_show.epoch_row, n_iter=n_iter, patience=patience, dropout=dropout, learn_rate=learn_rate,
-            seed=seed, batch_size=batch_size, batch_unit=batch_unit, buffer_size=buffer_size, gpu_id=gpu_id, progress=progress(quiet), rehearse=rehearse,
-            rehearse_data=rehearse_data, rehearse_ratio=rehearse_ratio)
-    except TrainingInterrupted as stopped:
-        # One line, never wrapped: the command can be copied whole.
-        print(f"⚠ Interrupted: checkpoint saved to {stopped.checkpoint}; resume with: {resume_command()}")
-        raise typer.Exit(stopped.exit_code)
+        with _signals_stop_the_command():
+            run = train_pipeline(
+                reader.corpus(train_path), model=model, lang=lang, dev_data=reader.corpus(dev) if dev else None,
+                output=output, resume=resume, meta=meta, min_recall=min_recall, labels=reader.labels,
+                on_epoch=_show.epoch_row, n_iter=n_iter, patience=patience, dropout=dropout, learn_rate=learn_rate,
+                seed=seed, batch_size=batch_size, batch_unit=batch_unit, buffer_size=buffer_size, gpu_id=gpu_id,
+                progress=progress(quiet), rehearse=rehearse, rehearse_data=rehearse_data,
+                rehearse_ratio=rehearse_ratio)
+    except (TrainingInterrupted, _Stopped) as stopped:
+        # train() has just written its checkpoint; outside the epochs, the last one counts.
+        where = stopped.checkpoint if isinstance(stopped, TrainingInterrupted) else \
+            (output / CHECKPOINT if output is not None and (output / CHECKPOINT).exists() else None)
+        if where is None:
+            print(f"⚠ Interrupted ({signal.Signals(stopped.signum).name}) before the first checkpoint; "
+                  "nothing to resume: run the command again")
+        else:
+            # One line, never wrapped: the command can be copied whole.
+            print(f"⚠ Interrupted: checkpoint saved to {where}; resume with: {resume_command()}")
+        raise typer.Exit(128 + stopped.signum)
     base = f"'{model}'" if model else f"a blank '{lang}' pipeline"
     ok = _show_run(run, html, f"Training report: {base} trained on {train_path}" + (f", dev {dev}" if dev else ""))
     raise typer.Exit(0 if ok else 1)
+
+
+class _Stopped(Exception):
+    """SIGINT or SIGTERM outside the epochs (while loading, saving or verifying)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+@contextmanager
+def _signals_stop_the_command() -> Iterator[None]:
+    """SIGINT and SIGTERM end the command with the one line and exit code that an interruption
+    inside the epochs gets (train() handles those itself, after the current batch)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _show_run(run: TrainingRun, html: Optional[Path], title: str, texts: Optional[List[str]] = None) -> bool:
