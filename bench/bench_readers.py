@@ -1,124 +1,103 @@
-"""Benchmark the NerCorpus.v1 reader against spaCy's own route and against a floor.
+"""Benchmark the NerCorpus.v1 reader against the simplest floor and spaCy's own route.
 
 What it measures
 ----------------
-Each shared corpus's train split (wnut17, ncbi-disease, bc5cdr), the three concatenated once
-("all 1x") and concatenated 50 times ("all 50x", ~130 MB, written to a temp dir and deleted
-afterwards) are read into `Example`s by:
+Files (train splits of ../shared/data, concatenated in a temp dir, each file followed by one
+blank line):
 
-  (a) reader         `spacy_ner_trainer.ner_corpus_v1(path)(nlp)`
-  (b) convert        `python -m spacy convert FILE OUTDIR -c ner -n 1`, the conversion alone
-      Corpus.v1      `spacy.training.Corpus(OUTDIR/FILE.spacy)(nlp)`, reading the DocBin only
-      convert+read   the two together: what a user pays to get from the file to Examples
-  (c) floor          the simplest parse (split lines; a blank line ends a sentence; token =
-                     first column, tag = last column) and, per sentence,
-                     `Example(Doc(vocab, words), Doc(vocab, words, ents=tags))` in a tight loop
+  conll03-size   bc5cdr train + ncbi-disease train: 9,984 sentences, 253,871 tokens, about the
+                 size of CoNLL-2003 train (~204k tokens, ~15k sentences). The file the target is on.
+  --each         also each train split alone (wnut17, ncbi-disease, bc5cdr).
+  --rss          also the three concatenated once ("all 1x") and 50 times ("all 50x", ~130 MB):
+                 (a)'s peak RSS must stay flat.
 
-with `nlp = spacy.blank("en")`. Every measurement runs in its own fresh subprocess, which
-iterates the corpus with a `for` loop (keeping nothing) and reports the examples counted, the
-seconds the reading took (imports and `spacy.blank` excluded) and its peak RSS (VmHWM), so
-peak RSS is per method. Methods run one after another, never in parallel, interleaved across
-repeats (the order rotates each repeat); the table shows medians. The convert step runs inside
-the child exactly as `python -m spacy convert` does (via runpy), so its RSS is measured the
-same way. (b) on the 50x file runs last, and its conversion only `--b-50x-convert-runs` times
-(default 1): spaCy's ner converter is quadratic in document length and wnut17train holds one
-46k-token "document" (its TAB-only separator lines are not sentence breaks to spaCy), so one
-50x conversion takes ~45 minutes on an idle 2-core machine (50x the ~45 s that wnut17train
-alone takes) and longer under load. A run that fails (or is killed) is reported as such in the
-table and the others go on; Ctrl-C or SIGTERM stops the schedule and prints what was measured.
+Rows, each run in a fresh Python (bench/harness.py's `call`), which iterates the corpus with a
+`for` loop, keeping nothing, and times only that loop (imports and `spacy.blank("en")` left out):
 
-Targets (from the issue): (a) >= 0.8x the floor's throughput and >= (b)'s; (a)'s peak RSS on
-the 50x file within 1.2x of its peak RSS on the 1x concatenation of the same files.
+  (a) NerCorpus.v1       spacy_ner_trainer.ner_corpus_v1(path)(nlp)
+  floor                  issue #15's floor, the baseline of the ratios: split each line; a blank
+                         line ends a sentence; per sentence doc = Doc(nlp.vocab, words=words),
+                         doc.ents = biluo_tags_to_spans(doc, iob_to_biluo(tags)),
+                         Example(Doc(nlp.vocab, words=words), doc)
+  floor ents=tags        the earlier floor: Example(Doc(vocab, words), Doc(vocab, words, ents=tags))
+  (b) Corpus.v1          spacy.training.Corpus(path.spacy)(nlp), reading `spacy convert -c ner -n 1`
+                         output (converted once a file, before the repeats)
+  (b) spacy convert      that conversion, as `python -m spacy convert` runs it (--convert-runs
+                         times; default 1), and "(b) convert+read", the two added up
 
-Run
+The rows' order rotates every repeat. Columns are medians over the repeats; "x floor" is the
+median over repeats of the row's throughput / the floor's in the same repeat (the machine is
+shared and drifts; a repeat's runs are made close together), from wall seconds (ex/s) and from
+the process's CPU seconds (ex/CPU s), which other load disturbs less.
+
+Targets: (a) >= 0.80x the floor's throughput on conll03-size (issue #15), by wall and by CPU
+time; with --rss, (a)'s peak RSS on all 50x <= 1.2x its peak RSS on all 1x.
+
+Run (from the repository root)
 ---
-    /work/venv/bin/python bench/bench_readers.py              # full run, 3 repeats
-    /work/venv/bin/python bench/bench_readers.py --quick      # smoke run, 1 repeat
-    /work/venv/bin/python bench/bench_readers.py --skip-b-50x # without (b) on the 50x file
-    /work/venv/bin/python bench/bench_readers.py --data DIR   # corpora elsewhere
+    python bench/bench_readers.py                   # conll03-size, 5 repeats (~2 min)
+    python bench/bench_readers.py --each --rss      # every file, and the 50x memory check
+    python bench/bench_readers.py --core 1          # pin every run to CPU core 1
 """
 import argparse
 import contextlib
 import io
-import json
-import os
 import re
-import resource
 import runpy
-import signal
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import spacy
-import spacy.cli  # noqa: F401  (b)'s convert command, imported before any clock starts
-from spacy.language import Language
-from spacy.tokens import Doc
-from spacy.training import Corpus, Example
-from wasabi import table
+from harness import CORPORA, DATA, Results, call, check, clock, revision, rotate, scratch
 
-from spacy_ner_trainer import ner_corpus_v1
-
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-TRAIN_SPLITS = {
-    "wnut17": "wnut17/wnut17train.conll",
-    "ncbi-disease": "ncbi-disease/train.tsv",
-    "bc5cdr": "bc5cdr/train.tsv",
-}
-CONCAT_TIMES = 50
-ALL_1X, ALL_50X = "all 1x", f"all {CONCAT_TIMES}x"
-RESULT_PREFIX = "BENCH_RESULT "
-Reader = Callable[[Language], Iterator[Example]]  # what a registered corpus reader returns
-
-# Child methods, in table order; "b-both" (convert+read) is derived from the two (b) runs.
-READER, CONVERT, CORPUS, FLOOR = "a-reader", "b-convert", "b-corpus", "c-floor"
-METHODS = (READER, CONVERT, CORPUS, FLOOR)
-BOTH = "b-both"
-LABELS = {
-    READER: "(a) NerCorpus.v1",
-    CONVERT: "(b) spacy convert",
-    CORPUS: "(b) Corpus.v1 read only",
-    BOTH: "(b) convert+read",
-    FLOOR: "(c) floor",
-}
-
-
-@dataclass
-class Run:
-    """One measurement, as a child process reports it."""
-
-    examples: int
-    seconds: float  # wall clock, reading only
-    cpu_s: float  # this process's CPU time over the same stretch: steadier on a busy machine
-    rss_mb: float
-    wall_s: float = 0.0  # the whole child process, start-up and imports included
+READER, FLOOR, FLOOR_TAGS, CORPUS, CONVERT, BOTH = (
+    "(a) NerCorpus.v1", "floor", "floor ents=tags", "(b) Corpus.v1", "(b) spacy convert", "(b) convert+read")
+READS = {READER: "reader", FLOOR: "floor", FLOOR_TAGS: "floor_tags", CORPUS: "corpus"}
+CONLL03, ALL_1X, ALL_50X = "conll03-size", "all 1x", "all 50x"
+TARGET, RSS_TARGET = 0.8, 1.2
 
 
 # ---------------------------------------------------------------------------------------------
-# The child: one method over one file, in a fresh process
+# In the measured process
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS. VmHWM is the current image's own high-water mark; ru_maxrss
-    (the fallback) can inherit the parent's from before exec."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def floor_corpus(path: Path) -> Callable:
+    """Issue #15's floor: the fewest steps from a CoNLL file to gold Examples with spaCy's own
+    functions."""
+    from spacy.tokens import Doc
+    from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
+
+    def corpus(nlp) -> Iterator:
+        vocab = nlp.vocab
+
+        def example(words: List[str], tags: List[str]) -> Example:
+            doc = Doc(vocab, words=words)
+            doc.ents = biluo_tags_to_spans(doc, iob_to_biluo(tags))
+            return Example(Doc(vocab, words=words), doc)
+
+        words: List[str] = []
+        tags: List[str] = []
+        with path.open(encoding="utf8") as file_:
+            for line in file_:
+                cols = line.split()
+                if cols:
+                    words.append(cols[0])
+                    tags.append(cols[-1])
+                elif words:
+                    yield example(words, tags)
+                    words, tags = [], []
+        if words:
+            yield example(words, tags)
+
+    return corpus
 
 
-def floor_corpus(path: Path) -> Reader:
-    """(c): the same Docs and Examples as the reader, built straight from the words."""
+def floor_tags_corpus(path: Path) -> Callable:
+    """The earlier floor: the gold Doc built from the IOB tags by Doc(ents=tags)."""
+    from spacy.tokens import Doc
+    from spacy.training import Example
 
-    def corpus(nlp: Language) -> Iterator[Example]:
+    def corpus(nlp) -> Iterator:
         vocab = nlp.vocab
         words: List[str] = []
         tags: List[str] = []
@@ -137,68 +116,52 @@ def floor_corpus(path: Path) -> Reader:
     return corpus
 
 
-class Clock:
-    """Wall and CPU seconds since it was made."""
+def read(method: str, path: str) -> Dict[str, float]:
+    """One row's reading of `path`, timed: what `call` runs in a fresh process."""
+    import spacy
+    from spacy.training import Corpus
 
-    def __init__(self) -> None:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
+    from spacy_ner_trainer import ner_corpus_v1
 
-    def read(self) -> Tuple[float, float]:
-        return time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-
-def count_examples(make_corpus: Callable[[], Reader], nlp: Language) -> Tuple[int, float, float]:
-    """Build the corpus and iterate it, keeping nothing: (examples, seconds, CPU seconds)."""
-    clock = Clock()
+    nlp = spacy.blank("en")
+    makers: Dict[str, Callable[[], Callable]] = {
+        "reader": lambda: ner_corpus_v1(path),
+        "floor": lambda: floor_corpus(Path(path)),
+        "floor_tags": lambda: floor_tags_corpus(Path(path)),
+        "corpus": lambda: Corpus(path),
+    }
     count = 0
-    for _ in make_corpus()(nlp):
-        count += 1
-    return (count, *clock.read())
+    with clock() as timed:
+        for _ in makers[method]()(nlp):
+            count += 1
+    return {"examples": count, "wall": timed.wall, "cpu": timed.cpu}
 
 
-def run_convert(path: Path, out_dir: Path) -> Tuple[int, float, float]:
-    """(b)'s first step, exactly as `python -m spacy convert PATH OUT_DIR -c ner -n 1` runs
-    it: (documents written, seconds, CPU seconds)."""
-    argv, sys.argv = sys.argv, ["spacy", "convert", str(path), str(out_dir), "-c", "ner", "-n", "1"]
+def convert(path: str, out_dir: str) -> Dict[str, float]:
+    """`python -m spacy convert PATH OUT_DIR -c ner -n 1`, run as that command runs it, timed."""
+    import spacy.cli  # noqa: F401  (imported before the clock starts)
+
+    argv, sys.argv = sys.argv, ["spacy", "convert", path, out_dir, "-c", "ner", "-n", "1"]
     printed = io.StringIO()
-    clock = Clock()
     try:
-        with contextlib.redirect_stdout(printed):
+        with clock() as timed, contextlib.redirect_stdout(printed):
             runpy.run_module("spacy", run_name="__main__", alter_sys=True)
     except SystemExit as exit_:
         if exit_.code not in (None, 0):
             raise RuntimeError(f"spacy convert failed ({exit_.code}):\n{printed.getvalue()}")
     finally:
         sys.argv = argv
-    seconds, cpu_s = clock.read()
     written = re.search(r"\((\d+) documents\)", printed.getvalue())
     if written is None:
         raise RuntimeError(f"spacy convert wrote no file:\n{printed.getvalue()}")
-    return int(written.group(1)), seconds, cpu_s
-
-
-def child_main(method: str, path: Path, out_dir: Optional[Path]) -> None:
-    """Runs one measurement and prints it as one RESULT_PREFIX + JSON line."""
-    if method == CONVERT:
-        assert out_dir is not None
-        examples, seconds, cpu_s = run_convert(path, out_dir)
-    else:
-        nlp = spacy.blank("en")
-        make_corpus: Dict[str, Callable[[], Reader]] = {
-            READER: lambda: ner_corpus_v1(path),
-            CORPUS: lambda: Corpus(path),
-            FLOOR: lambda: floor_corpus(path),
-        }
-        examples, seconds, cpu_s = count_examples(make_corpus[method], nlp)
-    result = {"examples": examples, "seconds": seconds, "cpu_s": cpu_s, "rss_mb": peak_rss_mb()}
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return {"examples": int(written.group(1)), "wall": timed.wall, "cpu": timed.cpu}
 
 
 # ---------------------------------------------------------------------------------------------
-# The driver: files, the schedule of child runs, the table
+# The driver
 
 
-def write_concatenation(files: Sequence[Path], times: int, target: Path) -> Path:
+def concatenate(files: Sequence[Path], target: Path, times: int = 1) -> Path:
     """The files, each followed by one blank line, `times` times over."""
     block = "".join(f.read_text(encoding="utf8").rstrip("\n") + "\n\n" for f in files)
     with target.open("w", encoding="utf8") as out:
@@ -207,257 +170,89 @@ def write_concatenation(files: Sequence[Path], times: int, target: Path) -> Path
     return target
 
 
-def spawn(method: str, path: Path, out_dir: Optional[Path] = None) -> Union[Run, str]:
-    """Runs one measurement in a fresh interpreter: its report, or why it failed."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", method, str(path)]
-    if out_dir is not None:
-        cmd += ["--out", str(out_dir)]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    reports = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    if proc.returncode != 0 or not reports:
-        print(f"{method} on {path} failed ({proc.returncode}):\n{proc.stdout[-2000:]}{proc.stderr[-4000:]}",
-              file=sys.stderr, flush=True)
-        return f"failed ({'signal ' + str(-proc.returncode) if proc.returncode < 0 else 'exit ' + str(proc.returncode)})"
-    return Run(**json.loads(reports[-1][len(RESULT_PREFIX):]), wall_s=wall)
+def make_files(work: Path, each: bool, rss: bool) -> Dict[str, Path]:
+    train = {name: DATA / splits[0] for name, splits in CORPORA.items()}
+    missing = [str(p) for p in train.values() if not p.is_file()]
+    if missing:
+        sys.exit(f"missing corpora: {', '.join(missing)}")
+    files = {CONLL03: concatenate([train["bc5cdr"], train["ncbi-disease"]], work / "conll03_size.tsv")}
+    if each:
+        files.update(train)
+    if rss:
+        files[ALL_1X] = concatenate(list(train.values()), work / "all_1x.tsv")
+        files[ALL_50X] = concatenate(list(train.values()), work / "all_50x.tsv", 50)
+    return files
 
 
-def plan(corpora: Dict[str, Path], repeats: int, skip_b_50x: bool,
-         b_50x_convert_runs: int) -> List[Tuple[int, str, str]]:
-    """(repeat, corpus, method) in run order: every corpus each repeat, the methods' order
-    rotated each repeat, (b)'s convert always before its read. (b) on the 50x file comes
-    last, its conversions then its reads, so that its hours hold up nothing else."""
-    order: List[Tuple[int, str, str]] = []
-    for rep in range(repeats):
-        shift = rep % 3
-        groups = [[READER], [CONVERT, CORPUS], [FLOOR]]
-        groups = groups[shift:] + groups[:shift]
-        for name in corpora:
-            for method in (m for g in groups for m in g):
-                if not (name == ALL_50X and method in (CONVERT, CORPUS)):
-                    order.append((rep, name, method))
-    if not skip_b_50x and ALL_50X in corpora:
-        order += [(rep, ALL_50X, CONVERT) for rep in range(b_50x_convert_runs)]
-        order += [(rep, ALL_50X, CORPUS) for rep in range(repeats)]
-    return order
+def add(res: Results, row: str, group: str, repeat: int, result: Dict[str, float], rss_mb: float) -> None:
+    res.add(row, group=group, pair=repeat, examples=result["examples"], s=result["wall"],
+            cpu_s=result["cpu"], **{"ex/s": result["examples"] / result["wall"],
+                                    "ex/CPU s": result["examples"] / result["cpu"]}, rss_mb=rss_mb)
 
 
-class Interrupted(Exception):
-    """SIGTERM: stop measuring, and print what was measured."""
-
-
-def on_sigterm(signum: int, frame: object) -> None:
-    raise Interrupted()
-
-
-@dataclass
-class Measured:
-    runs: Dict[Tuple[str, str], List[Run]]
-    failed: Dict[Tuple[str, str], str]  # why a (corpus, method) has no runs
-    done: int  # runs of the schedule finished
-    planned: int
-
-
-def measure(corpora: Dict[str, Path], work: Path, schedule: List[Tuple[int, str, str]]) -> Measured:
-    """Runs the schedule. A run that fails is reported in the table and the others still
-    run; Ctrl-C or SIGTERM stops the schedule (the running child is killed) and what was
-    measured so far is reported."""
-    runs: Dict[Tuple[str, str], List[Run]] = {}
-    failed: Dict[Tuple[str, str], str] = {}
-    done = 0
-    try:
-        for rep, name, method in schedule:
-            run_one(corpora, work, (rep, name, method), f"[{done + 1:>3}/{len(schedule)}]", runs, failed)
-            done += 1
-    except (KeyboardInterrupt, Interrupted):
-        print(f"interrupted after {done} of {len(schedule)} runs", file=sys.stderr, flush=True)
-        for _, name, method in schedule[done:]:
-            if (name, method) not in runs:
-                failed.setdefault((name, method), "not run (interrupted)")
-    for name in corpora:  # convert+read: each read paired with a conversion of the same file
-        converts, reads = runs.get((name, CONVERT), []), runs.get((name, CORPUS), [])
-        if converts and reads:
-            pairs = [(converts[j % len(converts)], read) for j, read in enumerate(reads)]
-            runs[(name, BOTH)] = [
-                Run(r.examples, c.seconds + r.seconds, c.cpu_s + r.cpu_s, max(c.rss_mb, r.rss_mb))
-                for c, r in pairs
-            ]
-    return Measured(runs, failed, done, len(schedule))
-
-
-def run_one(corpora: Dict[str, Path], work: Path, step: Tuple[int, str, str], counter: str,
-            runs: Dict[Tuple[str, str], List[Run]], failed: Dict[Tuple[str, str], str]) -> None:
-    """One step of the schedule, its result added to `runs` or `failed`."""
-    rep, name, method = step
-    out_dir = work / "converted" / name.replace(" ", "_")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = corpora[name]
-    if method == CORPUS:
-        path = out_dir / (corpora[name].stem + ".spacy")
-    run = spawn(method, path, out_dir if method == CONVERT else None) if path.exists() else "no converted file"
-    where = f"  {counter} repeat {rep + 1} {name:<13} {LABELS[method]:<24}"
-    if isinstance(run, str):
-        failed[(name, method)] = run
-        print(f"{where} {run}", file=sys.stderr, flush=True)
-        return
-    runs.setdefault((name, method), []).append(run)
-    print(f"{where} {run.examples:>7} examples {run.seconds:8.2f} s {run.rss_mb:8.1f} MB",
-          file=sys.stderr, flush=True)
-
-
-@dataclass
-class Row:
-    runs: int
-    examples: int
-    seconds: float
-    per_s: float
-    cpu_s: float
-    rss_mb: float
-
-
-def summarize(runs: List[Run]) -> Row:
-    counts = {r.examples for r in runs}
-    if len(counts) != 1:
-        raise RuntimeError(f"example counts differ between repeats: {sorted(counts)}")
-    return Row(
-        runs=len(runs),
-        examples=runs[0].examples,
-        seconds=statistics.median(r.seconds for r in runs),
-        per_s=statistics.median(r.examples / r.seconds for r in runs),
-        cpu_s=statistics.median(r.cpu_s for r in runs),
-        rss_mb=statistics.median(r.rss_mb for r in runs),
-    )
-
-
-def print_table(rows: Dict[Tuple[str, str], Row], corpora: Sequence[str],
-                failed: Dict[Tuple[str, str], str]) -> None:
-    header = ("corpus", "method", "runs", "examples", "seconds", "examples/s",
-              "CPU s", "peak RSS MB", "vs floor", "(CPU)")
-    data = []
-    for name in corpora:
-        floor = rows.get((name, FLOOR))
-        for method in (READER, CONVERT, CORPUS, BOTH, FLOOR):
-            row = rows.get((name, method))
-            if row is None:
-                why = failed.get((name, method), failed.get((name, CONVERT), "skipped"))
-                data.append((name, LABELS[method], 0, why, "", "", "", "", "", ""))
-                continue
-            ratios = (f"{speedup(row, floor):.2f}x", f"{speedup(row, floor, cpu=True):.2f}x") if floor else ("", "")
-            data.append((name, LABELS[method], row.runs, row.examples, f"{row.seconds:.2f}",
-                         f"{row.per_s:,.0f}", f"{row.cpu_s:.2f}", f"{row.rss_mb:.1f}", *ratios))
-    print(table(data, header=header, divider=True, aligns=("l", "l") + ("r",) * 8))
-
-
-def speedup(row: Row, base: Row, cpu: bool = False) -> float:
-    """Throughput relative to `base` over the same file: base seconds / row seconds (wall, or
-    CPU), which is the examples/s ratio where both yield the same examples (not so for spaCy's
-    converter on wnut17train, whose fewer, longer examples would flatter an examples/s ratio)."""
-    return base.cpu_s / row.cpu_s if cpu else base.seconds / row.seconds
-
-
-def ratio_text(row: Row, base: Row) -> str:
-    return f"{speedup(row, base):.2f}x (CPU time {speedup(row, base, cpu=True):.2f}x)"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def print_targets(rows: Dict[Tuple[str, str], Row], corpora: Sequence[str]) -> bool:
-    """Prints each target per corpus with its number; True when all are met."""
-    lines: List[str] = []
-    results: List[bool] = []
-
-    def check(ok: bool, text: str) -> None:
-        results.append(ok)
-        lines.append(f"  {verdict(ok)}  {text}")
-
-    for name in corpora:
-        a, c = rows.get((name, READER)), rows.get((name, FLOOR))
-        if a is None or c is None:
-            lines.append(f"  ----  {name:<13} (a)/(c) throughput: not measured")
+def measure_all(files: Dict[str, Path], work: Path, repeats: int, convert_runs: int,
+                core: Optional[int]) -> Results:
+    res = Results(baseline=FLOOR, ratio_label="x floor")
+    converted: Dict[str, Path] = {}
+    conversions: Dict[str, List[Tuple[float, float]]] = {}
+    for name, path in files.items():
+        if name == ALL_50X:  # spaCy's ner converter on 130 MB: hours; (b) is not the point there
             continue
-        check(speedup(a, c) >= 0.8, f"{name:<13} (a)/(c) throughput {ratio_text(a, c)}  target >= 0.80x")
-    for name in corpora:
-        a, both, read = rows.get((name, READER)), rows.get((name, BOTH)), rows.get((name, CORPUS))
-        if a is None or both is None or read is None:
-            lines.append(f"  ----  {name:<13} (a)/(b) throughput: not measured")
-            continue
-        check(speedup(a, both) >= 1.0,
-              f"{name:<13} (a)/(b convert+read) throughput {ratio_text(a, both)}  target >= 1.00x")
-        check(speedup(a, read) >= 1.0,
-              f"{name:<13} (a)/(b Corpus.v1 read only) throughput {ratio_text(a, read)}  stricter: >= 1.00x")
-    one, fifty = rows.get((ALL_1X, READER)), rows.get((ALL_50X, READER))
-    if one is not None and fifty is not None:
-        check(fifty.rss_mb <= 1.2 * one.rss_mb,
-              f"(a) peak RSS {ALL_50X} / {ALL_1X}: {fifty.rss_mb:.1f} / {one.rss_mb:.1f} MB "
-              f"= {fifty.rss_mb / one.rss_mb:.2f}x  target <= 1.20x")
-    print("targets (PASS/FAIL on wall-clock throughput, as the issue states them)")
-    print("\n".join(lines))
-    unmeasured = sum(line.startswith("  ----") for line in lines)
-    print(f"  overall: {verdict(all(results))} ({sum(results)}/{len(results)} checks pass"
-          + (f"; {unmeasured} not measured)" if unmeasured else ")"))
-    return all(results)
-
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"the shared data directory (default: {DEFAULT_DATA})")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each measurement (median)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: --repeats 1")
-    parser.add_argument("--skip-b-50x", action="store_true",
-                        help="do not run (b) on the 50x file (its conversion takes long)")
-    parser.add_argument("--b-50x-convert-runs", type=int, default=1,
-                        help="conversions of the 50x file (default 1; its reads still repeat)")
-    parser.add_argument("--child", metavar="METHOD", choices=METHODS, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("path", nargs="?", type=Path, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+        out_dir = work / "converted" / name.replace(" ", "_")
+        out_dir.mkdir(parents=True)
+        for run in range(convert_runs):
+            m = call("bench_readers.py:convert", {"path": str(path), "out_dir": str(out_dir)}, core=core)
+            add(res, CONVERT, name, run, m.result, m.rss_mb)
+            conversions.setdefault(name, []).append((m.result["wall"], m.result["cpu"]))
+            print(f"  {name:<13} {CONVERT:<18} {m.result['wall']:7.2f} s", file=sys.stderr, flush=True)
+        converted[name] = out_dir / (path.stem + ".spacy")
+    for repeat in range(repeats):
+        for name, path in files.items():
+            rows = [READER, FLOOR, FLOOR_TAGS] + ([CORPUS] if name in converted else [])
+            if name == ALL_50X:
+                rows = [READER]
+            for row in rotate(rows, repeat):
+                source = converted[name] if row == CORPUS else path
+                m = call("bench_readers.py:read", {"method": READS[row], "path": str(source)}, core=core)
+                add(res, row, name, repeat, m.result, m.rss_mb)
+                if row == CORPUS:  # paired with a conversion of the same file
+                    wall, cpu = conversions[name][repeat % len(conversions[name])]
+                    both = dict(m.result, wall=m.result["wall"] + wall, cpu=m.result["cpu"] + cpu)
+                    add(res, BOTH, name, repeat, both, m.rss_mb)
+                print(f"  [{repeat + 1}/{repeats}] {name:<13} {row:<18} {m.result['examples']:>7} examples "
+                      f"{m.result['wall']:7.2f} s {m.result['cpu']:7.2f} CPU s {m.rss_mb:7.1f} MB",
+                      file=sys.stderr, flush=True)
+    return res
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    if args.child:
-        child_main(args.child, args.path, args.out)
-        return 0
-    repeats = 1 if args.quick else args.repeats
-    splits = {name: args.data / rel for name, rel in TRAIN_SPLITS.items()}
-    missing = [str(p) for p in splits.values() if not p.is_file()]
-    if missing:
-        sys.exit(f"missing corpora (set --data): {', '.join(missing)}")
-    with tempfile.TemporaryDirectory(prefix="bench_readers_") as tmp:
-        work = Path(tmp)
-        corpora = dict(splits)
-        corpora[ALL_1X] = write_concatenation(list(splits.values()), 1, work / "all_1x.conll")
-        corpora[ALL_50X] = write_concatenation(list(splits.values()), CONCAT_TIMES, work / "all_50x.conll")
-        schedule = plan(corpora, repeats, args.skip_b_50x, args.b_50x_convert_runs)
-        print(f"{len(schedule)} runs, one at a time; {corpora[ALL_50X].stat().st_size / 1e6:.0f} MB "
-              f"50x file in {work}", file=sys.stderr)
-        load_before = os.getloadavg()[1]
-        signal.signal(signal.SIGTERM, on_sigterm)
-        measured = measure(corpora, work, schedule)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        load_after = os.getloadavg()[1]
-    rows = {key: summarize(value) for key, value in measured.runs.items()}
-    overheads = [r.wall_s - r.seconds for key, rs in measured.runs.items() if key[1] != BOTH for r in rs]
-    print(f"\nNER corpus readers, {repeats} repeat(s), medians; nlp = spacy.blank('en'); spaCy "
-          f"{spacy.__version__}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs, 5-min load "
-          f"average {load_before:.1f} at the start, {load_after:.1f} at the end")
-    if measured.done < measured.planned:
-        print(f"INTERRUPTED after {measured.done} of {measured.planned} runs: partial results")
-    print_table(rows, list(corpora), measured.failed)
-    if overheads:
-        print(f"seconds exclude each child's start-up, imports and spacy.blank "
-              f"(median {statistics.median(overheads):.2f} s a child).")
-    print("examples: what each method yields; spaCy's ner converter does not split sentences on "
-          "wnut17train's TAB-only lines.")
-    print("vs floor and the ratios below: throughput over the same file, i.e. the floor's seconds / "
-          "the method's (= the examples/s ratio where the example counts match);")
-    print("(CPU): the same from each child's CPU time, which other load on the machine disturbs less.\n")
-    print_targets(rows, list(corpora))
-    return 0 if measured.done == measured.planned else 1
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each row (medians; default 5)")
+    parser.add_argument("--each", action="store_true", help="also each shared train split alone")
+    parser.add_argument("--rss", action="store_true", help="also (a) on all 1x and all 50x: peak RSS")
+    parser.add_argument("--convert-runs", type=int, default=1, help="conversions of each file (default 1)")
+    parser.add_argument("--core", type=int, default=None, help="pin every run to this CPU core")
+    args = parser.parse_args(argv)
+    with scratch("bench_readers_") as work:
+        files = make_files(work, args.each, args.rss)
+        res = measure_all(files, work, args.repeats, args.convert_runs, args.core)
+    print(f"\nNER corpus readers: {revision()}; nlp = spacy.blank('en'); {args.repeats} repeats, medians; "
+          f"s and CPU s: the reading loop only (the process's start, imports and spacy.blank left out)")
+    res.print({"examples": ",.0f", "s": ".2f", "cpu_s": ".2f", "ex/s": ",.0f", "ex/CPU s": ",.0f",
+               "rss_mb": ",.1f"}, ratios=["ex/s", "ex/CPU s"])
+    print("(b) spacy convert splits no sentence on wnut17train's TAB-only lines: fewer, longer examples.\n")
+    print("targets")
+    ok = True
+    for metric, what in (("ex/s", "wall"), ("ex/CPU s", "CPU")):
+        ratio = res.ratio(READER, metric, group=CONLL03)
+        ok &= check(ratio is not None and ratio >= TARGET,
+                    f"{CONLL03}: (a) / floor throughput by {what} time {ratio or 0:.2f}x, target >= {TARGET:.2f}x")
+    if args.rss:
+        one, fifty = res.median(READER, "rss_mb", group=ALL_1X), res.median(READER, "rss_mb", group=ALL_50X)
+        ok &= check(one is not None and fifty is not None and fifty <= RSS_TARGET * one,
+                    f"(a) peak RSS {ALL_50X} / {ALL_1X}: {fifty or 0:.1f} / {one or 0:.1f} MB, "
+                    f"target <= {RSS_TARGET:.2f}x")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

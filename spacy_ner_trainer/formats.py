@@ -395,15 +395,16 @@ def _parse_span(entity: object, text: str, path: Union[str, Path], line: int) ->
 def _iter_conll(path: Path, scheme: str, log: ChangeLog,
                 problems: Optional[List[NerDataError]] = None) -> Iterator[Record]:
     state = _Scheme(path, None if scheme == "auto" else scheme)
+    name = str(path)
     n_records = 0
 
-    def sentence() -> Iterator[Record]:
+    def sentence() -> Optional[Record]:
         try:
             spans = state.decode(words, tags, lines)
         except NerDataError as err:
             _report(err, problems)
-            return
-        yield Record(str(path), lines[0], words=words, spans=spans, lines=lines)
+            return None
+        return Record(name, lines[0], words=words, spans=spans, lines=lines)
 
     words: List[str] = []
     tags: List[str] = []
@@ -435,7 +436,9 @@ def _iter_conll(path: Path, scheme: str, log: ChangeLog,
                 if boundary:  # a blank line or -DOCSTART- ends the sentence
                     if words:
                         n_records += 1
-                        yield from sentence()
+                        record = sentence()
+                        if record is not None:
+                            yield record
                         words, tags, lines = [], [], []
                     continue
                 if not token:
@@ -455,7 +458,9 @@ def _iter_conll(path: Path, scheme: str, log: ChangeLog,
     except UnicodeDecodeError:
         raise _decode_error(path) from None
     if words:
-        yield from sentence()
+        record = sentence()
+        if record is not None:
+            yield record
     elif not n_records:
         raise NerDataError("the file holds no tokens; expected one token and tag a line", path)
 
