@@ -128,7 +128,7 @@ def ner_labels_v1(
     RETURNS (Dict[str, Dict[str, int]]): the move table.
     """
     corpus = NerCorpus(path, format=format, labels=labels, label_map=label_map, scheme=scheme)
-    counts = count_labels(corpus)
+    counts = check_label_filter(corpus)
     warn_low_counts(counts, str(path))
     return move_table(counts)
 

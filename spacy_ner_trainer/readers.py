@@ -176,7 +176,7 @@ class NerCorpus:
             words = record.words
             if words is not None:  # the hot path: CoNLL
                 if max_length and len(words) >= max_length:
-                    log.add(f"examples of max_length={max_length} tokens or more skipped", record.path, record.line)
+                    self._too_long("examples", record, log)
                     continue
                 examples: Iterable[Example] = (words_example(vocab, words, record.spans),)
             elif record.doc is not None:
@@ -184,7 +184,7 @@ class NerCorpus:
             else:
                 example = self.aligner.char_example(nlp, record, log)
                 if max_length and len(example.reference) >= max_length:
-                    log.add(f"examples of max_length={max_length} tokens or more skipped", record.path, record.line)
+                    self._too_long("examples", record, log)
                     continue
                 examples = (example,)
             for eg in examples:
@@ -195,6 +195,9 @@ class NerCorpus:
                         self._report(log)
                         return
         self._report(log)
+
+    def _too_long(self, what: str, record: Record, log: ChangeLog) -> None:
+        log.add(f"{what} of max_length={self.max_length} tokens or more skipped", record.path, record.line)
 
     def _report(self, log: ChangeLog) -> None:
         # spaCy reads a corpus once an epoch: say what was changed once, not every epoch.
@@ -224,12 +227,11 @@ class NerCorpus:
                 yield doc
             return
         if not doc.has_annotation("SENT_START"):
-            log.add(f"examples of max_length={self.max_length} tokens or more skipped", record.path, record.line)
+            self._too_long("examples", record, log)
             return
         for sent in doc.sents:
             if self.max_length and len(sent) >= self.max_length:
-                log.add(f"sentences of max_length={self.max_length} tokens or more skipped",
-                        record.path, record.line)
+                self._too_long("sentences", record, log)
             elif len(sent):
                 sent_doc = sent.as_doc()
                 sent_doc.has_unknown_spaces = doc.has_unknown_spaces

@@ -246,3 +246,9 @@ def test_a_labels_filter_that_matches_some_warns_of_the_rest(write, caplog):
     assert check_label_filter(NerCorpus(path, labels=["loc"])) == {"loc": 1}
     assert check_label_filter(NerCorpus(path)) == {"per": 1, "loc": 1}
     assert len([r for r in caplog.records if "no entity has" in r.getMessage()]) == 1
+
+
+def test_ner_labels_refuses_a_labels_filter_that_matches_nothing(write):
+    path = write("train.conll", "Ann\tB-PER\nin\tO\nRome\tB-LOC\n")
+    with pytest.raises(NerDataError, match="no entity has label Foo; the data has: LOC, PER"):
+        ner_labels_v1(path, labels=["Foo"])
