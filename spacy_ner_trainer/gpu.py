@@ -1,6 +1,6 @@
 """Training on a GPU: the pipeline moved to the device, batches in words, a warmed-up learn rate."""
 import itertools
-from typing import Generator, Optional
+from typing import Generator, Iterator, Optional
 
 from spacy.language import Language
 from thinc.api import Optimizer, constant, get_current_ops, require_gpu, warmup_linear
@@ -57,18 +57,18 @@ def learn_rate_schedule(
     yield from constant(learn_rate)
 
 
-def warm_up(optimizer: Optimizer, schedule: Generator[float, None, None], steps_done: int = 0) -> None:
+def warm_up(optimizer: Optimizer, schedule: Iterator[float], steps_done: int = 0) -> None:
     """Make `optimizer` take its learn rate from `schedule`, one value an update (the training
     loop calls optimizer.step_schedules() after each); `steps_done` skips the updates a resumed
     run has already made.
 
     Args:
         optimizer (Optimizer): thinc's optimizer, changed in place.
-        schedule (Generator[float, None, None]): e.g. learn_rate_schedule().
+        schedule (Iterator[float]): e.g. learn_rate_schedule().
         steps_done (int): updates already made.
     """
     for _ in range(steps_done):
         next(schedule)
-    # thinc annotates schedules with its own (pydantic) Generator class; any generator works.
+    # thinc annotates schedules with its own (pydantic) Generator class; step_schedules() only calls next().
     optimizer.schedules["learn_rate"] = schedule  # type: ignore[assignment]
     optimizer.learn_rate = next(schedule)
