@@ -9,6 +9,7 @@ import srsly
 from spacy.language import Language
 from thinc.api import Optimizer, get_current_ops
 
+from .pipeline import component
 from .save import recover, write_atomically
 
 STATE_FILE = "state.json"
@@ -46,17 +47,13 @@ class RunState:
     extra: Dict[str, bytes] = field(default_factory=dict)  # e.g. the epoch's rehearsal examples
 
 
-def _component(nlp: Language, name: str) -> Any:
-    return nlp.get_pipe(name)
-
-
 def component_bytes(nlp: Language, names: List[str]) -> Dict[str, bytes]:
-    return {name: _component(nlp, name).to_bytes(exclude=["vocab"]) for name in names}
+    return {name: component(nlp, name).to_bytes(exclude=["vocab"]) for name in names}
 
 
 def load_component_bytes(nlp: Language, weights: Dict[str, bytes]) -> None:
     for name, data in weights.items():
-        _component(nlp, name).from_bytes(data, exclude=["vocab"])
+        component(nlp, name).from_bytes(data, exclude=["vocab"])
 
 
 def _param_keys(nlp: Language, names: List[str]) -> Dict[int, Tuple[str, int]]:
@@ -64,7 +61,7 @@ def _param_keys(nlp: Language, names: List[str]) -> Dict[int, Tuple[str, int]]:
     map each node id to (component, position of the node in the model's walk), which does not."""
     keys = {}
     for name in names:
-        for i, node in enumerate(_component(nlp, name).model.walk()):
+        for i, node in enumerate(component(nlp, name).model.walk()):
             keys[node.id] = (name, i)
     return keys
 

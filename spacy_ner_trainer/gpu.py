@@ -3,6 +3,7 @@ import itertools
 from typing import Generator, Iterator, Optional
 
 from spacy.language import Language
+from .errors import UsageError
 from thinc.api import Optimizer, constant, get_current_ops, require_gpu, warmup_linear
 
 # train()'s defaults when gpu_id >= 0. A GPU runs a batch of 2,000 words in about the time it
@@ -18,6 +19,16 @@ TRANSFORMER_LEARN_RATE = 5e-5
 TRANSFORMER_WARMUP_STEPS = 250
 
 
+def require(gpu_id: int) -> None:
+    """spacy.require_gpu, with a UsageError (one line, exit 2 in the CLI) when there is no GPU
+    or no CuPy."""
+    try:
+        require_gpu(gpu_id)
+    except ValueError as err:
+        raise UsageError(f"--gpu-id {gpu_id}: {err}; run on the CPU with --gpu-id -1, or install "
+                         "CuPy for your CUDA version") from None
+
+
 def use_gpu(nlp: Language, gpu_id: int) -> None:
     """Make GPU `gpu_id` current (spacy.require_gpu) and move `nlp`'s components and vectors
     to it: components built before the switch keep their CPU arrays otherwise, and a batch
@@ -27,7 +38,7 @@ def use_gpu(nlp: Language, gpu_id: int) -> None:
         nlp (Language): the pipeline, changed in place.
         gpu_id (int): the GPU.
     """
-    require_gpu(gpu_id)
+    require(gpu_id)
     for _, component in nlp.components:
         model = getattr(component, "model", None)
         if model is not None and model is not True:

@@ -11,7 +11,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
-import spacy
 from spacy.language import Language
 from spacy.tokens import DocBin
 from spacy.training import Example
@@ -24,10 +23,10 @@ from .checkpoint import (Position, RunState, component_bytes, load_checkpoint, l
                          optimizer_state, random_states, restore_optimizer, save_checkpoint, set_random_states)
 from .errors import UsageError, logger
 from .evaluate import evaluate
-from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, learn_rate_schedule, use_gpu, warm_up
-from .labels import move_table, warn_low_counts
+from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, learn_rate_schedule, require, use_gpu, warm_up
+from .labels import check_label_filter, move_table, warn_low_counts
 from .pipeline import prepare_ner
-from .readers import TrainingData, same_tokens, to_examples
+from .readers import NerCorpus, TrainingData, same_tokens, to_examples
 from .rehearse import Rehearsal, entity_words, interleave, read_texts
 
 # Chosen with bench/bench_defaults.py (README, "Defaults"): dropout 0.2 learns as well as 0.1-0.3
@@ -183,7 +182,7 @@ def train(
     check_settings(dropout=dropout, learn_rate=learn_rate, patience=patience, buffer_size=buffer_size,
                    train_data=train_data, checkpoint=checkpoint, resume=resume)
     if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+        require(gpu_id)
     if batch_unit is None:
         batch_unit = GPU_BATCH_UNIT if gpu_id >= 0 and batch_size is None else "examples"
     check_unit(batch_unit)
@@ -197,7 +196,7 @@ def train(
     trained, optimizer, resumed = _prepare(nlp, data, learn_rate)
     if gpu_id >= 0:
         use_gpu(nlp, gpu_id)
-        if learn_rate is None:
+        if learn_rate is None and not resumed:
             warm_up(optimizer, learn_rate_schedule())
     result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=sorted(plan.old_labels),
                          retention_examples=plan.retention)
@@ -252,6 +251,9 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
         for _, _, label in ents:
             counts[label] = counts.get(label, 0) + 1
     labels = dict(sorted(counts.items(), key=lambda item: -item[1]))
+    corpus = train_data if isinstance(train_data, NerCorpus) else None
+    if corpus is not None:
+        check_label_filter(corpus, counts=labels)  # names the labels the data has
     if not labels:
         raise UsageError("the training data holds no entities; check the data and the labels filter")
     warn_low_counts(labels, "training data")

@@ -10,14 +10,19 @@ from .errors import UsageError
 
 def ner_labels(nlp: Language) -> Set[str]:
     """The labels the pipeline's `ner` predicts; empty without one."""
-    return set(nlp.get_pipe("ner").labels) if "ner" in nlp.pipe_names else set()
+    return set(component(nlp, "ner").labels) if "ner" in nlp.pipe_names else set()
+
+
+def component(nlp: Language, name: str) -> Any:
+    """nlp.get_pipe, typed for what a trainable component has (labels, model, to_bytes, ...)."""
+    return nlp.get_pipe(name)
 
 
 def prepare_ner(nlp: Language) -> Tuple[Any, bool, List[str]]:
     """The `ner` to train, whether it has weights to resume from, and the components to train:
     `ner`, or `ner` and the untrained tok2vec or transformer it listens to. A `ner` listening
     to a trained one gets its own copy of it (Language.replace_listeners)."""
-    ner = nlp.get_pipe("ner") if "ner" in nlp.pipe_names else nlp.add_pipe("ner", last=True)
+    ner = component(nlp, "ner") if "ner" in nlp.pipe_names else nlp.add_pipe("ner", last=True)
     trained = ["ner"]
     upstream = listened_by(nlp, "ner")
     if upstream is not None:
@@ -28,7 +33,7 @@ def prepare_ner(nlp: Language) -> Tuple[Any, bool, List[str]]:
         else:
             _check_trainable(nlp, upstream)
             trained.insert(0, upstream)
-    return ner, bool(ner.move_names) and has_weights(ner), trained
+    return ner, bool(getattr(ner, "move_names", None)) and has_weights(ner), trained
 
 
 def has_weights(component: Any) -> bool:

@@ -8,6 +8,7 @@ import typer
 from tqdm import tqdm
 from wasabi import msg, table
 
+from ..gpu import require
 from ..report import render_evaluation
 from ..save import write_atomically
 from ..verify import DEFAULT_MIN_RECALL, verify
@@ -36,7 +37,7 @@ def verify_cli(
     """Verify a saved pipeline on gold data: per-label scores, mismatches, the disk round trip
     and the recall check. Exits 0 only when every check passes, else 1 with one line a check."""
     if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+        require(gpu_id)
     reader = ReaderOptions(format, on_misaligned, on_overlap, scheme, labels, label_map)
     nlp = spacy.load(model)
     examples = _read(reader, data, nlp, quiet)
@@ -80,7 +81,7 @@ def evaluate_cli(
     label how often it was found, missed, cut at other boundaries or given another label, and
     the spurious predictions per label."""
     if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+        require(gpu_id)
     reader = ReaderOptions(format, on_misaligned, on_overlap, scheme, labels, label_map)
     nlp = spacy.load(model)
     report = verify(nlp, _read(reader, data, nlp, quiet), round_trip=False, labels=reader.labels,

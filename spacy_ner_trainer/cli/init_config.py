@@ -19,10 +19,11 @@ def init_config_cli(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Base pipeline: ner sourced from it, the rest frozen"),
     lang: Lang = "en",
     gpu: bool = typer.Option(False, "--gpu", help="A transformer config for a GPU (needs the [transformers] extra)"),
+    transformer: Optional[str] = typer.Option(None, "--transformer", help="With --gpu: a local Hugging Face BERT folder, or roberta-base (default), bert-base-cased or bert-base-uncased"),
 ) -> None:
     """Write a complete spaCy config using this package's reader, labels reader, batcher and
     verify callback; `python -m spacy train OUTPUT` runs it unchanged."""
-    config, notes = make_config(train_path, dev, model=model, lang=lang, gpu=gpu)
+    config, notes = make_config(train_path, dev, model=model, lang=lang, gpu=gpu, transformer=transformer)
     for note in notes:
         msg.warn(note)
     write_atomically(output, config.to_disk)
