@@ -64,6 +64,21 @@ def tiny(dropout: float, seed: int, epochs: int) -> List[bool]:
     return found
 
 
+PATIENCES = (1, 2, 3, 5, 8)
+
+
+def stop_at(f: List[float], patience: int) -> tuple:
+    """(the best dev F kept, epochs run) when training stops after `patience` epochs without
+    an improvement: train()'s rule."""
+    best, best_epoch = f[0], 1
+    for epoch, score in enumerate(f[1:], 2):
+        if epoch - 1 - best_epoch >= patience:
+            return best, epoch - 1
+        if score > best:
+            best, best_epoch = score, epoch
+    return best, len(f)
+
+
 def first_stable(ok: List[bool]) -> tuple:
     """The first epoch all are found, and the epoch from which they stay found (None: never)."""
     first = next((i for i, x in enumerate(ok, 1) if x), None)
@@ -120,6 +135,16 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         print(f"  dropout {d}: median best F {100 * medians[d]:.1f}, n_iter {n_iters[d]}")
     best = max(args.dropouts, key=lambda d: medians[d])
     print(f"  => dropout {best}, n_iter {n_iters[best]} (cap {args.max_epochs})")
+
+    print(f"\nPatience, read off the same curves: stop after P epochs without a dev improvement; the "
+          f"model kept is the best epoch so far (dev F % lost against the whole curve's best, epochs run)")
+    pat = Results(row_label="patience")
+    for (name, dropout), f in curves.items():
+        for patience in PATIENCES:
+            kept, ran = stop_at(f, patience)
+            pat.add(str(patience), group=f"{name} dropout {dropout}",
+                    **{"F kept": 100 * kept, "lost": 100 * (max(f) - kept), "epochs": ran})
+    pat.print({"F kept": ".1f", "lost": ".1f", "epochs": "g"})
 
     print(f"\nThe recipe's 2 sentences, {args.tiny_epochs} epochs: first epoch all 3 entities are found / "
           f"stay found from, per seed 0..{args.tiny_seeds - 1}")
