@@ -466,7 +466,7 @@ def test_training_page_chart(trained, training_page):
 
 def test_training_page_tables_and_examples(trained, training_page):
     run, root = trained["run"], parse_html(training_page)
-    assert "train.jsonl" in root.find_all("h1")[0].text() and "dev.jsonl" in root.find_all("h1")[0].text()
+    assert root.find_all("h1")[0].text().endswith("train.jsonl")
     rows = table_list(root, "epoch")
     labels = sorted({label for row in run.result.epochs for label in row["dev"]["per_label"]})
     assert labels == ["GPE", "PERSON"]
