@@ -1,12 +1,11 @@
-"""Test pipelines and data for test_loop, test_verify and test_cli.
+"""Test pipelines and data for test_loop, test_verify, test_cli, test_convert and test_debug.
 
 Plain functions only (no fixtures): the test modules wrap them in their own fixtures. Built
 pipelines are cached per process, so a session trains each base pipeline once.
 """
+import contextlib
 import itertools
 import re
-import subprocess
-import sys
 import random
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -225,10 +224,16 @@ def conll_counts(path: Path, limit: int) -> Tuple[int, int, Dict[str, int]]:
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def run_cli(*args, cwd):
-    """`python -m spacy_ner_trainer ARGS` in `cwd`: (returncode, stdout, stderr), colours removed."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "spacy_ner_trainer", *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600,
-    )
-    return proc.returncode, ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
+def run_cli(*args, cwd) -> Tuple[int, str, str]:
+    """`python -m spacy_ner_trainer ARGS` in `cwd`, in process (typer's CliRunner):
+    (exit code, stdout, stderr), colours removed. An exception other than an exit is raised.
+    stderr is not a terminal here, as when the output is piped."""
+    from typer.testing import CliRunner
+
+    from spacy_ner_trainer.cli import app
+
+    with contextlib.chdir(cwd):
+        result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, ANSI.sub("", result.stdout), ANSI.sub("", result.stderr)

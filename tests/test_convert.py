@@ -1,5 +1,5 @@
-"""The data tools `convert` and `labels` (`python -m spacy_ner_trainer ...`) on real corpora and
-crafted files, and the progress bars of the long-running commands: shown on a terminal, silent
+"""The data tools `convert` and `labels` (the CLI, in process) on real corpora and crafted
+files, and the progress bars of the long-running commands: shown on a terminal, silent
 with --quiet and when the output is piped."""
 import fcntl
 import json
@@ -293,7 +293,7 @@ def test_labels_crafted_low_counts_and_failures(tmp_path):
 
 
 def run_on_terminal(args: List[str], cwd: Path):
-    """Run the CLI with stderr on a pseudo-terminal (100 columns): (returncode, stderr text)."""
+    """Run the CLI in a subprocess (the terminal is the point) with stderr on a pseudo-terminal (100 columns): (returncode, stderr text)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     try:
@@ -322,7 +322,10 @@ def has_progress_bar(stream: str) -> bool:
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
 def test_convert_progress_bar_on_a_terminal_only(tmp_path):
-    source = real_file("ncbi-disease", "devel.tsv")
+    # The first 200 sentences: the bar is about the terminal, not the size of the file.
+    text = real_file("ncbi-disease", "devel.tsv").read_text(encoding="utf8")
+    source = tmp_path / "devel-200.tsv"
+    source.write_text("\n\n".join(text.split("\n\n")[:200]) + "\n", encoding="utf8")
     code, err = run_on_terminal(["convert", source, "a.spacy"], tmp_path)
     assert code == 0 and has_progress_bar(err), repr(err[:500])
     code, err = run_on_terminal(["convert", source, "b.spacy", "--quiet"], tmp_path)

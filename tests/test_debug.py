@@ -1,4 +1,4 @@
-"""`python -m spacy_ner_trainer debug`: every bad span with file:line, label counts and low-count
+"""`debug` (the CLI, in process): every bad span with file:line, label counts and low-count
 warnings, sentence lengths, duplicates and conflicting annotations, train/dev overlap; on
 crafted files with problems planted on known lines, and on the real WNUT-17 training data."""
 import json

@@ -1,4 +1,4 @@
-"""`python -m spacy_ner_trainer init-config`: the config it writes uses this package's reader,
+"""`init-config` (the CLI, in process): the config it writes uses this package's reader,
 labels reader, batcher and verify callback, and spaCy trains it unchanged, through
 `spacy.cli.train.train` and `python -m spacy train`; with `--model`, every component is
 sourced, all but `ner` frozen, ner fine-tunes at 3e-4, only ner's scores count, and training
@@ -20,7 +20,7 @@ from thinc.api import Config
 from spacy_ner_trainer.errors import UsageError
 from spacy_ner_trainer.init_config import make_config
 from spacy_ner_trainer.pipeline import numpy_breaks_transformer_training
-from pipelines import NEW_NER_DATA, saved_base, syntax_view
+from pipelines import NEW_NER_DATA, run_cli, saved_base, syntax_view
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STEPS = {"training.max_steps": 20, "training.eval_frequency": 10}
@@ -31,10 +31,10 @@ DEV_DATA = [
 DATA_LABELS = {label for _, ann in NEW_NER_DATA for *_, label in ann["entities"]}
 
 
-def run_cli(*args, cwd, module="spacy_ner_trainer"):
-    """`python -m MODULE ARGS` in `cwd`: (returncode, stdout, stderr), colours removed."""
+def run_spacy(*args, cwd):
+    """A fresh `python -m spacy ARGS` in `cwd`: (returncode, stdout, stderr), colours removed."""
     proc = subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)],
+        [sys.executable, "-m", "spacy", *map(str, args)],
         cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600,
     )
     return proc.returncode, ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
@@ -118,8 +118,8 @@ def test_python_m_spacy_train_runs_the_config(workdir):
     code, out, err = run_cli("init-config", "ner.cfg", "--train", "train.jsonl", cwd=workdir)
     assert code == 0, out + err
     before = (workdir / "ner.cfg").read_text(encoding="utf8")
-    code, out, err = run_cli("train", "ner.cfg", "--output", "out", "--training.max_steps", "10",
-                             "--training.eval_frequency", "5", cwd=workdir, module="spacy")
+    code, out, err = run_spacy("train", "ner.cfg", "--output", "out", "--training.max_steps", "10",
+                               "--training.eval_frequency", "5", cwd=workdir)
     assert code == 0, out + err
     assert (workdir / "ner.cfg").read_text(encoding="utf8") == before
     trained_meta(workdir / "out")
