@@ -50,24 +50,72 @@ def declared_entry_points():
     return declared
 
 
-@pytest.mark.parametrize("registry,name,target", REGISTERED, ids=[r[1] for r in REGISTERED])
-def test_registered_name_resolves_in_a_fresh_interpreter(registry, name, target):
-    result = run_python(
-        """
-        import importlib
-        import sys
-        import spacy
-        registry, name, target = sys.argv[1:]
-        assert "spacy_ner_trainer" not in sys.modules  # only the entry point can load it
-        found = getattr(spacy.registry, registry).get(name)
-        module, attr = target.split(":")
-        assert found is getattr(importlib.import_module(module), attr), found
-        print("resolved", name)
-        """,
-        registry, name, target,
-    )
+# One fresh interpreter, where entry points are read anew, for every check that needs one: it
+# resolves a config string with the package's readers before anything imported the package,
+# then loads every registered name from its entry point.
+FRESH = """
+import importlib
+import json
+import sys
+import spacy
+from spacy.util import load_config_from_str
+
+config, registered = sys.argv[1], json.loads(sys.argv[2])
+assert "spacy_ner_trainer" not in sys.modules  # only the entry points can load it
+resolved = spacy.registry.resolve(load_config_from_str(config))
+nlp = spacy.blank("en")
+examples = list(resolved["corpora"]["train"](nlp))
+ents = [[(e.start_char, e.end_char, e.label_) for e in eg.reference.ents] for eg in examples]
+names = []
+for registry, name, target in registered:
+    module, attr = target.split(":")
+    reg = getattr(spacy.registry, registry)
+    found = reg.get_entry_point(name)
+    assert found is getattr(importlib.import_module(module), attr), (name, found)
+    assert reg.get(name) is found, name
+    names.append(name)
+print(json.dumps({"ents": ents, "labels": resolved["labels"], "resolved": names}))
+"""
+
+FRESH_CONFIG = """
+[paths]
+train = "{path}"
+
+[corpora]
+
+[corpora.train]
+@readers = "spacy-ner-trainer.NerCorpus.v1"
+path = ${{paths.train}}
+label_map = {{"per": "PERSON"}}
+limit = 0
+
+[labels]
+@readers = "spacy-ner-trainer.ner_labels.v1"
+path = ${{paths.train}}
+label_map = {{"per": "PERSON"}}
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory) -> dict:
+    """FRESH's JSON output, on a two-record train.jsonl (a seed tuple and a span record)."""
+    path = tmp_path_factory.mktemp("fresh") / "train.jsonl"
+    path.write_text(
+        '["I like London.", {"entities": [[7, 13, "GPE"]]}]\n'
+        '{"text": "Ann met Bob.", "spans": [{"start": 0, "end": 3, "label": "per"}, '
+        '{"start": 8, "end": 11, "label": "per"}]}\n', encoding="utf8")
+    result = run_python(FRESH, FRESH_CONFIG.format(path=path), json.dumps(REGISTERED))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"resolved {name}"
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_every_registered_name_resolves_in_a_fresh_interpreter(fresh):
+    assert fresh["resolved"] == [name for _, name, _ in REGISTERED]
+
+
+def test_config_string_resolves_corpora_and_labels_in_a_fresh_interpreter(fresh):
+    assert fresh["ents"] == [[[7, 13, "GPE"]], [[0, 3, "PERSON"], [8, 11, "PERSON"]]]
+    assert fresh["labels"]["1"] == {"PERSON": 2, "GPE": 1}
 
 
 @pytest.mark.parametrize("registry,name,target", REGISTERED, ids=[r[1] for r in REGISTERED])
@@ -92,48 +140,6 @@ def test_package_exports():
     assert issubclass(spacy_ner_trainer.NerDataError, ValueError)
     for name in spacy_ner_trainer.__all__:
         assert hasattr(spacy_ner_trainer, name)
-
-
-def test_config_string_resolves_corpora_and_labels_in_a_fresh_interpreter(write):
-    path = write("train.jsonl", (
-        '["I like London.", {"entities": [[7, 13, "GPE"]]}]\n'
-        '{"text": "Ann met Bob.", "spans": [{"start": 0, "end": 3, "label": "per"}, '
-        '{"start": 8, "end": 11, "label": "per"}]}\n'
-    ))
-    config = f"""
-    [paths]
-    train = "{path}"
-
-    [corpora]
-
-    [corpora.train]
-    @readers = "spacy-ner-trainer.NerCorpus.v1"
-    path = ${{paths.train}}
-    label_map = {{"per": "PERSON"}}
-    limit = 0
-
-    [labels]
-    @readers = "spacy-ner-trainer.ner_labels.v1"
-    path = ${{paths.train}}
-    label_map = {{"per": "PERSON"}}
-    """
-    result = run_python(
-        """
-        import json, sys
-        import spacy
-        from spacy.util import load_config_from_str
-        resolved = spacy.registry.resolve(load_config_from_str(sys.argv[1]))
-        nlp = spacy.blank("en")
-        examples = list(resolved["corpora"]["train"](nlp))
-        ents = [[(e.start_char, e.end_char, e.label_) for e in eg.reference.ents] for eg in examples]
-        print(json.dumps({"ents": ents, "labels": resolved["labels"]}))
-        """,
-        textwrap.dedent(config),
-    )
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["ents"] == [[[7, 13, "GPE"]], [[0, 3, "PERSON"], [8, 11, "PERSON"]]]
-    assert out["labels"]["1"] == {"PERSON": 2, "GPE": 1}
 
 
 def test_config_with_a_missing_path_fails_when_resolved(tmp_path):
