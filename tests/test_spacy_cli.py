@@ -1,5 +1,8 @@
 """The commands under spaCy's own CLI, `python -m spacy ner-trainer ...` (entry-point group
-spacy_cli), and spaCy's CLI itself with the plugin installed, working or broken."""
+spacy_cli), and spaCy's CLI itself with the plugin installed, working or broken. A fresh
+`python -m spacy` runs where the process is the point (the entry point adds the commands, a
+broken plugin leaves spaCy working); the rest runs in process (typer's CliRunner)."""
+import contextlib
 import json
 import re
 import subprocess
@@ -7,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import spacy
 import srsly
+from typer.testing import CliRunner
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 COMMANDS = ["train", "verify", "evaluate", "debug", "labels", "convert", "init-config"]
@@ -16,9 +21,24 @@ SPACY_COMMANDS = ["train", "evaluate", "convert", "info", "init", "debug", "pack
 
 
 def run(args, cwd, module="spacy"):
-    """`python -m MODULE ARGS` in `cwd`: (returncode, stdout, stderr), colours removed."""
+    """`python -m MODULE ARGS` in `cwd`, in process: (exit code, stdout, stderr), colours
+    removed. spaCy's app has the plugin's commands once its spacy_cli entry points are loaded."""
+    if module == "spacy":
+        spacy.registry.cli.get_all()  # what `python -m spacy` does first: loads the entry points
+        from spacy.cli._util import app
+    else:
+        from spacy_ner_trainer.cli import app
+    with contextlib.chdir(cwd):
+        result = CliRunner().invoke(app, [str(a) for a in args], prog_name=f"python -m {module}")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, ANSI.sub("", result.stdout), ANSI.sub("", result.stderr)
+
+
+def run_process(args, cwd):
+    """A fresh `python -m spacy ARGS` in `cwd`: (returncode, stdout, stderr), colours removed."""
     proc = subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)],
+        [sys.executable, "-m", "spacy", *map(str, args)],
         cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600,
     )
     return proc.returncode, ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
@@ -48,8 +68,10 @@ def test_spacy_help_lists_its_commands_and_ner_trainer(tmp_path):
 
 
 def test_spacy_ner_trainer_help_lists_every_command(tmp_path):
-    code, out, err = run(["ner-trainer", "--help"], tmp_path)
+    """A fresh `python -m spacy` finds the commands through the entry point, cleanly."""
+    code, out, err = run_process(["ner-trainer", "--help"], tmp_path)
     assert code == 0, out + err
+    assert "Traceback" not in err and "could not add" not in err
     assert set(COMMANDS) <= set(listed_commands(out))
     # The same commands as the package's own CLI.
     code2, own, err2 = run(["--help"], tmp_path, module="spacy_ner_trainer")
@@ -121,19 +143,27 @@ BREAK_PLUGIN = """
 import runpy, sys
 # The plugin's command module cannot be imported (as after a broken install or a bad dependency).
 sys.modules["spacy_ner_trainer.cli"] = None
-sys.argv = ["spacy", *sys.argv[1:]]
-runpy.run_module("spacy", run_name="__main__", alter_sys=True)
+# `python -m spacy info`, then `python -m spacy --help`, in this one process; each ends in an exit.
+for args in (["info"], ["--help"]):
+    sys.argv = ["spacy", *args]
+    try:
+        runpy.run_module("spacy", run_name="__main__", alter_sys=True)
+    except SystemExit as exit:
+        print(f"{SEPARATOR}{exit.code or 0}", flush=True)
+        print(SEPARATOR, file=sys.stderr, flush=True)
 """
+SEPARATOR = "=== exit "
 
 
 def test_spacy_cli_survives_a_broken_plugin(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", BREAK_PLUGIN, "info"], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-c", f"SEPARATOR = {SEPARATOR!r}" + BREAK_PLUGIN], cwd=tmp_path,
                           capture_output=True, text=True, encoding="utf8", timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "spaCy version" in ANSI.sub("", proc.stdout)
-    assert "spacy-ner-trainer" in proc.stderr  # a warning says why its commands are missing
-    proc = subprocess.run([sys.executable, "-c", BREAK_PLUGIN, "--help"], cwd=tmp_path,
-                          capture_output=True, text=True, encoding="utf8", timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    commands = listed_commands(ANSI.sub("", proc.stdout))
+    (info, info_code, help_, help_code, rest), (info_err, _, _) = (
+        re.split(rf"^{SEPARATOR}(\d+)\n", ANSI.sub("", proc.stdout), flags=re.M),
+        proc.stderr.split(SEPARATOR + "\n"))
+    assert (info_code, help_code, rest) == ("0", "0", ""), proc.stdout + proc.stderr
+    assert "spaCy version" in info
+    assert "spacy-ner-trainer" in info_err  # a warning says why its commands are missing
+    commands = listed_commands(help_)
     assert set(SPACY_COMMANDS) <= set(commands) and "ner-trainer" not in commands
