@@ -198,7 +198,7 @@ def train(
         use_gpu(nlp, gpu_id)
         if learn_rate is None and not resumed:
             warm_up(optimizer, learn_rate_schedule())
-    result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=sorted(plan.old_labels),
+    result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=plan.rehearsed,
                          retention_examples=plan.retention)
     fingerprint = {
         "data": data.digest, "dev": data.dev_digest, "labels": data.labels, "n_iter": n_iter,
@@ -283,6 +283,7 @@ class _RehearsalPlan:
                                "keeps them (rehearse=False / --no-rehearse turns this off)", ", ".join(self.old_labels))
         elif rehearse and not self.old_labels:
             logger.warning("nothing to rehearse: the data has every label the pipeline's ner knows")
+        self.rehearsed = self.old_labels if rehearse else []
         retention_texts: List[str] = [eg.reference.text for eg in data.dev] if data.dev else []
         if rehearse and self.old_labels:
             if data.in_memory:
