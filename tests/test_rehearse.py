@@ -8,8 +8,6 @@ rehearsed, the base model's own FRUIT predictions fill in the gold first.
 import json
 import random
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
@@ -25,7 +23,7 @@ from spacy_ner_trainer.readers import to_examples
 from spacy_ner_trainer.rehearse import Rehearsal, entity_words, interleave, read_texts
 from spacy_ner_trainer.evaluate import evaluate
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+from pipelines import run_cli
 
 OLD, NEW = "FRUIT", "ANIMAL"
 FRUITS = ["apple", "banana", "cherry", "mango", "lemon", "grape", "peach", "plum"]
@@ -656,12 +654,6 @@ def test_rehearsal_corpus_reads_the_wrapped_corpus_once_at_setup(base_path, tmp_
     assert iob["cat"] == ("", "") and iob["ate"] == ("O", "") and iob["apple"] == ("B", OLD)
 
 
-def run_cli(*args, cwd) -> Tuple[int, str, str]:
-    proc = subprocess.run([sys.executable, "-m", "spacy_ner_trainer", *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, encoding="utf8", timeout=600)
-    return proc.returncode, ANSI.sub("", proc.stdout), ANSI.sub("", proc.stderr)
-
-
 def test_init_config_with_a_model_uses_the_rehearsal_corpus(base_path, tmp_path):
     train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
     code, out, err = run_cli("init-config", "out.cfg", "--train", train_path, "--model", base_path, cwd=tmp_path)
@@ -682,7 +674,7 @@ def test_init_config_without_ner_in_the_model_does_not_rehearse(tmp_path):
     blank = tmp_path / "blank"
     spacy.blank("en").to_disk(blank)
     train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
-    config = make_config(train_path, model=str(blank))
+    config, _ = make_config(train_path, model=str(blank))
     assert config["corpora"]["train"]["@readers"] == "spacy-ner-trainer.NerCorpus.v1"
 
 
@@ -703,13 +695,13 @@ def test_cli_rehearses_by_default_and_reports_retention(base_path, cli_files, tm
     code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
                              "--dev", cli_files / "dev.jsonl", "-n", 4, "--min-recall", 0, "-q", cwd=tmp_path)
     assert code == 0, out + err
-    announce = [line for line in out.splitlines() if "Rehearsing" in line]
+    announce = [line for line in out.splitlines() if "Rehearsed" in line]
     assert announce and OLD in announce[0]
     assert "--no-rehearse" in out  # how to turn it off
     assert "Retention" in out
     retention = out.split("Retention", 1)[1]
     assert re.search(rf"^\s*{OLD}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+\d+", retention, re.M), retention
-    nlp = spacy.load(tmp_path / "out")
+    nlp = spacy.load(tmp_path / "out" / "model-best")
     assert set(nlp.get_pipe("ner").labels) == {OLD, NEW}
 
 
@@ -717,8 +709,8 @@ def test_cli_no_rehearse(base_path, cli_files, tmp_path):
     code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
                              "--no-rehearse", "-n", 2, "--min-recall", 0, "-q", cwd=tmp_path)
     assert code == 0, out + err
-    assert "Rehearsing" not in out
-    assert (tmp_path / "out" / "meta.json").exists()
+    assert "Rehearsed" not in out
+    assert (tmp_path / "out" / "model-last" / "meta.json").exists()
 
 
 def test_cli_rehearse_data_and_ratio(base_path, cli_files, tmp_path):
@@ -726,7 +718,7 @@ def test_cli_rehearse_data_and_ratio(base_path, cli_files, tmp_path):
                              "--rehearse-data", cli_files / "raw.txt", "--rehearse-ratio", 0.5,
                              "-n", 2, "--min-recall", 0, "-q", cwd=tmp_path)
     assert code == 0, out + err
-    assert "Rehearsing" in out
+    assert "Rehearsed" in out
     # Without --dev, part of the raw texts is held back to measure retention on.
     assert "Retention" in out
 
@@ -745,7 +737,7 @@ def test_cli_bad_rehearse_data_fails_cleanly(base_path, cli_files, tmp_path):
 def test_cli_blank_model_does_not_rehearse(cli_files, tmp_path):
     code, out, err = run_cli("train", cli_files / "new.jsonl", "-n", 1, "--min-recall", 0, "-q", cwd=tmp_path)
     assert code == 0, out + err
-    assert "Rehearsing" not in out and "Retention" not in out
+    assert "Rehearsed" not in out and "Retention" not in out
 
 
 # 5. Determinism
