@@ -29,7 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from bench_train import corpus_v1, efficiency_config, spacy_convert, test_scores
 from harness import CORPORA, DATA, Results, check, head_sentences, measure, revision, scratch, start

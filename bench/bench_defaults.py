@@ -136,8 +136,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     best = max(args.dropouts, key=lambda d: medians[d])
     print(f"  => dropout {best}, n_iter {n_iters[best]} (cap {args.max_epochs})")
 
-    print(f"\nPatience, read off the same curves: stop after P epochs without a dev improvement; the "
-          f"model kept is the best epoch so far (dev F % lost against the whole curve's best, epochs run)")
+    print("\nPatience, read off the same curves: stop after P epochs without a dev improvement; the "
+          "model kept is the best epoch so far (dev F % lost against the whole curve's best, epochs run)")
     pat = Results(row_label="patience")
     for (name, dropout), f in curves.items():
         for patience in PATIENCES:

@@ -19,7 +19,6 @@ Each update round is --steps batches of --batch examples, dropout 0.5, both form
 """
 import argparse
 import random
-import statistics
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 

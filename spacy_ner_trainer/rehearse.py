@@ -1,15 +1,13 @@
 """Fine-tuning without forgetting: the original pipeline's own predictions are rehearsed."""
 import random
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Union
+from typing import AbstractSet, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Union
 
-import numpy
 import spacy
 import srsly
 from spacy.language import Language
-from spacy.tokens import Doc, Span
+from spacy.tokens import Span
 from spacy.training import Example
-from thinc.api import Optimizer, set_dropout_rate
 
 from .errors import NerDataError, logger
 from .labels import collect_labels
@@ -98,7 +96,7 @@ class Rehearsal:
                         default="outside")
         return Example(eg.predicted, merged)
 
-    def silver(self, texts: Iterable[str], unsure: Set[str] = frozenset()) -> List[Example]:
+    def silver(self, texts: Iterable[str], unsure: AbstractSet[str] = frozenset()) -> List[Example]:
         """Silver examples: the original's old-label predictions on raw texts.
 
         Args:
@@ -143,75 +141,6 @@ class Rehearsal:
                              missing=[updated[i: i + 1] for i in missing], default="outside")
             out.append(Example(eg.predicted, updated))
         return out
-
-
-def distill(nlp: Language, texts: Iterable[Union[str, Doc]], *, sgd: Optional[Union[Optimizer, bool]] = None,
-            drop: float = 0.0, losses: Optional[Dict[str, float]] = None) -> Dict[str, float]:
-    """One distillation step: `nlp`'s `ner` is pulled toward the scores of the model it was
-    when `nlp.resume_training()` copied it (spaCy's rehearsal model), on raw texts.
-
-    Unlike EntityRecognizer.rehearse, the moves of the labels the original never learned are
-    left alone: it scores them at its minimum, which would teach the new labels' entities in
-    these texts as "not an entity".
-
-    Args:
-        nlp (Language): the pipeline in training, after `nlp.resume_training()`.
-        texts (Iterable[Union[str, Doc]]): raw texts, or docs to predict on.
-        sgd: the optimizer; None or False only accumulates the gradient, so that the step
-            can share one optimizer update with `nlp.update(..., sgd=False)`.
-        drop (float): dropout of the student.
-        losses (Optional[Dict[str, float]]): the loss is added under "ner_distill".
-    RETURNS (Dict[str, float]): the losses.
-    """
-    losses = {} if losses is None else losses
-    ner = nlp.get_pipe("ner")
-    teacher = getattr(ner, "_rehearsal_model", None)
-    if teacher in (None, True, False):
-        raise ValueError("distillation needs the original ner's copy: call nlp.resume_training() first")
-    docs = [doc for doc in (nlp.make_doc(t) if isinstance(t, str) else t for t in texts) if len(doc)]
-    losses.setdefault("ner_distill", 0.0)
-    if not docs:
-        return losses
-    states = ner.moves.init_batch(docs)
-    ner._resize()
-    set_dropout_rate(ner.model, drop)
-    tutor = teacher.predict(docs)
-    student, backprop_tok2vec = ner.model.begin_update(docs)
-    taught = tutor._class_mask  # 0 for the moves the original never learned
-    loss, n_scores = 0.0, 0
-    while states:
-        targets = tutor.predict(states)
-        guesses, backprop = student.begin_update(states)
-        if DISTILL_LOSS == "mse":
-            d_scores = (guesses - targets) * taught / targets.shape[0]
-            loss += float((d_scores ** 2).sum())
-        else:
-            known = taught > 0
-            p_teacher = _softmax(targets[:, known] / DISTILL_T)
-            p_student = _softmax(guesses[:, known] / DISTILL_T)
-            d_scores = numpy.zeros_like(guesses)
-            d_scores[:, known] = DISTILL_WEIGHT * (p_student - p_teacher) / targets.shape[0]
-            loss += float((p_teacher * (numpy.log(p_teacher + 1e-9) - numpy.log(p_student + 1e-9))).sum())
-        n_scores += d_scores.size
-        backprop(d_scores)
-        states = ner.transition_states(states, guesses)
-    backprop_tok2vec(docs)
-    if sgd not in (None, False):
-        ner.finish_update(sgd)
-    losses["ner_distill"] += loss / max(n_scores, 1)
-    student.clear_memory()
-    tutor.clear_memory()
-    return losses
-
-
-DISTILL_LOSS = "kl"
-DISTILL_T = 1.0
-DISTILL_WEIGHT = 1.0
-
-
-def _softmax(x):
-    e = numpy.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def entity_words(examples: Iterable[Example], labels: Optional[Iterable[str]] = None) -> Set[str]:
