@@ -36,11 +36,8 @@ def verify_cli(
 ) -> None:
     """Verify a saved pipeline on gold data: per-label scores, mismatches, the disk round trip
     and the recall check. Exits 0 only when every check passes, else 1 with one line a check."""
-    if gpu_id >= 0:
-        require(gpu_id)
     reader = ReaderOptions(format, on_misaligned, on_overlap, scheme, labels, label_map)
-    nlp = spacy.load(model)
-    examples = _read(reader, data, nlp, quiet)
+    nlp, examples = _load(model, data, reader, gpu_id, quiet)
     report = verify(nlp, examples, min_recall=min_recall, labels=reader.labels, data_name=str(data))
     _show.report(str(data), report, partial=True)
     if json_path is not None:
@@ -56,9 +53,14 @@ def verify_cli(
     raise typer.Exit(0 if ok else 1)
 
 
-def _read(reader: ReaderOptions, path: Path, nlp: spacy.language.Language, quiet: bool) -> list:
-    return list(tqdm(reader.corpus(path)(nlp), desc=f"reading {path.name}", unit=" examples", leave=False,
-                     disable=not progress(quiet)))
+def _load(model: str, path: Path, reader: ReaderOptions, gpu_id: int, quiet: bool) -> tuple:
+    """The saved pipeline (on the GPU asked for) and the gold examples, read with its tokenizer."""
+    if gpu_id >= 0:
+        require(gpu_id)
+    nlp = spacy.load(model)
+    examples = tqdm(reader.corpus(path)(nlp), desc=f"reading {path.name}", unit=" examples", leave=False,
+                    disable=not progress(quiet))
+    return nlp, list(examples)
 
 
 @app.command("evaluate")
@@ -80,11 +82,9 @@ def evaluate_cli(
     """Per-label precision, recall, F and support, and where the errors are: for each gold
     label how often it was found, missed, cut at other boundaries or given another label, and
     the spurious predictions per label."""
-    if gpu_id >= 0:
-        require(gpu_id)
     reader = ReaderOptions(format, on_misaligned, on_overlap, scheme, labels, label_map)
-    nlp = spacy.load(model)
-    report = verify(nlp, _read(reader, data, nlp, quiet), round_trip=False, labels=reader.labels,
+    nlp, examples = _load(model, data, reader, gpu_id, quiet)
+    report = verify(nlp, examples, round_trip=False, labels=reader.labels,
                     data_name=str(data))
     evaluation = report.evaluation
     _show.report(str(data), report, partial=True)
