@@ -6,8 +6,10 @@ left unannotated: fine-tuned naively, the model is taught that fruits are not en
 rehearsed, the base model's own FRUIT predictions fill in the gold first.
 """
 import json
+import os
 import random
 import re
+import signal
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
@@ -16,11 +18,12 @@ import spacy
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.training import Example
-from thinc.api import Config
+from thinc.api import SGD, Config
 
-from spacy_ner_trainer import NerCorpus, NerDataError, TrainResult, train, verify
+from spacy_ner_trainer import NerCorpus, NerDataError, TrainingInterrupted, TrainResult, train, verify
 from spacy_ner_trainer.readers import to_examples
-from spacy_ner_trainer.rehearse import Rehearsal, entity_words, interleave, read_texts
+from spacy_ner_trainer.rehearse import (RawTexts, Rehearsal, RehearsalPlan, distill, entity_words, interleave,
+                                        plan_rehearsal, read_texts)
 from spacy_ner_trainer.evaluate import evaluate
 
 from pipelines import run_cli
@@ -354,32 +357,41 @@ def test_rehearse_without_old_labels_is_naive_training(base_path):
     assert all_ents(first, HELD_TEXTS) == all_ents(second, HELD_TEXTS)
 
 
-def test_streamed_rehearsal_predicts_with_the_original_before_any_update(base_path):
-    """With a shuffle buffer (buffer_size > 0), the original's predictions must still all be
-    made before training changes the model: the pipeline being fine-tuned is the 'original'."""
+def test_streamed_rehearsal_teaches_the_original_predictions_in_every_epoch(base_path, base):
+    """Streamed (buffer_size > 0), the training texts' old-label gold is predicted as they are
+    read, every epoch, and nothing is kept; the predictions must still be the original's, not
+    the model's being trained: here that model forgets every fruit after the first epoch."""
     nlp = spacy.load(base_path)
-    events: List[str] = []
-    record_updates(nlp, events)
-    pipe = nlp.pipe
+    batches = record_updates(nlp)
 
-    def recording_pipe(*args, **kwargs):
-        events.append("pipe")
-        return pipe(*args, **kwargs)
+    def forget(row):
+        if row["epoch"] == 1:  # from now on the student predicts nonsense
+            upper = nlp.get_pipe("ner").model.get_ref("upper")
+            upper.set_param("W", upper.ops.alloc2f(*upper.get_param("W").shape))
+            upper.set_param("b", upper.ops.alloc1f(upper.get_param("b").shape[0]))
+            forgotten.append(label_ents(nlp, texts, OLD) != [expected[text] for text in texts])
 
-    nlp.pipe = recording_pipe  # type: ignore[method-assign]
+    forgotten: List[bool] = []
     data = make_data(NEW_TEMPLATES, 300, {NEW}, seed=6)  # more than one batch of predictions
-    train(nlp, data, n_iter=1, seed=0, rehearse=True, buffer_size=8, batch_size=8)
-    assert "update" in events and "pipe" in events
-    first_update = events.index("update")
-    late = [i for i, event in enumerate(events) if event == "pipe" and i > first_update]
-    assert not late, (f"the old labels were predicted after {events[:late[0]].count('update')} updates: "
-                      "by the model being trained, not the original")
-
+    texts = [text for text, _ in data]
+    expected = {text: fruit for text, fruit in zip(texts, label_ents(base, texts, OLD))}
+    train(nlp, data, n_iter=2, seed=0, rehearse=True, buffer_size=8, batch_size=8, on_epoch=forget,
+          learn_rate=0.0)
+    assert forgotten == [True]
+    taught = [eg for batch in batches for eg in batch]
+    assert len(taught) == 2 * len(data)
+    second = taught[len(data):]
+    assert sum(len(expected[eg.reference.text]) for eg in second) >= len(data) / 2
+    for eg in second:
+        ents = eg.reference.ents
+        animals = [(e.start, e.end) for e in ents if e.label_ == NEW]
+        want = [(s, e) for s, e in expected[eg.reference.text] if not any(a < e and s < b for a, b in animals)]
+        assert [(e.start, e.end) for e in ents if e.label_ == OLD] == want, eg.reference.text
 
 
 def test_streamed_rehearsal_reads_the_data_twice_before_training(base_path, tmp_path):
-    """A streamed corpus may not fit in memory: setup reads it once for the labels and once to
-    predict the old labels and collect the new labels' words, then once an epoch."""
+    """A streamed corpus may not fit in memory: setup reads it at most twice (the labels, the
+    new labels' words), then once an epoch."""
     train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
     inner = NerCorpus(train_path)
     reads = []
@@ -391,7 +403,7 @@ def test_streamed_rehearsal_reads_the_data_twice_before_training(base_path, tmp_
     raw = [t for t, _ in make_data(BASE_TEMPLATES, 20, set(), seed=11)]
     result = train(spacy.load(base_path), counted, n_iter=2, seed=0, rehearse=True, rehearse_data=raw,
                    buffer_size=8, batch_size=8)
-    assert len(reads) == 2 + 2
+    assert 1 + 2 <= len(reads) <= 2 + 2
     assert result.retention_examples  # rehearsal ran, holding back raw texts
 
 
@@ -807,3 +819,212 @@ def test_no_retention_without_old_labels(tmp_path):
     result = train(nlp, NEW_DATA, n_iter=1, seed=0, dev_data=NEW_DEV, rehearse=True)
     assert result.retention_examples == []
     assert verify(nlp, NEW_DEV, round_trip=False, retention=result.retention_examples).retention is None
+
+
+# 7. The rehearsal core: the original's copy, lazy reading, distillation, the plan
+
+
+def resumed(base_path: Path, labels: Sequence[str] = (NEW,)) -> Tuple[Language, object]:
+    """The base loaded, its ner taught `labels` and resumed: what train() trains."""
+    nlp = spacy.load(base_path)
+    for label in labels:
+        nlp.get_pipe("ner").add_label(label)
+    return nlp, nlp.resume_training()
+
+
+def scramble(nlp: Language) -> None:
+    """Overwrite the ner's output layer: the pipeline now predicts nonsense."""
+    upper = nlp.get_pipe("ner").model.get_ref("upper")
+    upper.set_param("W", upper.get_param("W")[::-1].copy())
+
+
+def test_rehearsal_predicts_with_the_copy_resume_training_made(base_path, base):
+    """Once nlp.resume_training() has copied ner's model, the pipeline in training is its own
+    original: whatever training does to it, Rehearsal predicts what it predicted before."""
+    nlp, _ = resumed(base_path)
+    texts = HELD_TEXTS + NEW_TEXTS
+    scramble(nlp)
+    assert all_ents(nlp, texts) != all_ents(base, texts)
+    rehearsal = Rehearsal(nlp, {NEW})
+    predicted = list(rehearsal.predict(nlp.make_doc(t) for t in texts))
+    assert predicted == label_ents_with_labels(base, texts)
+    assert [[(e.start, e.end) for e in eg.reference.ents] for eg in rehearsal.silver(texts)] == \
+        label_ents(base, texts, OLD)
+    assert all_ents(nlp, texts) != all_ents(base, texts), "the pipeline's own model is back in place"
+
+
+def label_ents_with_labels(nlp: Language, texts: Sequence[str]) -> List[List[Tuple[int, int, str]]]:
+    return [[(e.start, e.end, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+
+
+def test_fill_reads_a_batch_at_a_time_and_keeps_nothing(base_path):
+    """Streamed data may not fit in memory: fill predicts as it reads and keeps no text."""
+    nlp = spacy.load(base_path)
+    examples = to_examples(nlp, make_data(NEW_TEMPLATES, 300, {NEW}, seed=14))
+    read = []
+
+    def counted():
+        for eg in examples:
+            read.append(1)
+            yield eg
+
+    rehearsal = Rehearsal(nlp, {NEW})
+    filled = rehearsal.fill(counted())
+    next(filled)
+    assert len(read) == 256  # one prediction batch
+    before = dict(vars(rehearsal))
+    list(filled)
+    assert len(read) == 300
+    assert vars(rehearsal) == before
+
+
+def test_raw_texts_read_lazily_by_number(tmp_path):
+    path = tmp_path / "raw.jsonl"
+    texts = [f"Text number {i} ." for i in range(50)] + ["Äpfel – 苹果"]
+    path.write_text("".join(json.dumps({"text": t}) + ("\n\n" if i % 7 == 0 else "\n") for i, t in enumerate(texts)),
+                    encoding="utf8")
+    raw = RawTexts(path)
+    assert len(raw) == len(texts)
+    assert [raw[i] for i in (50, 0, 17)] == [texts[50], texts[0], texts[17]]
+    assert raw[48:] == texts[48:]
+    assert list(raw) == texts == list(RawTexts(texts))
+    assert list(read_texts(path)) == texts
+
+
+def test_raw_texts_check_every_line_up_front(tmp_path):
+    path = tmp_path / "raw.txt"
+    path.write_text("fine\nstill fine\n{broken\n", encoding="utf8")
+    with pytest.raises(NerDataError) as err:
+        RawTexts(path)
+    assert f"{path}:3:" in str(err.value)
+
+
+def test_distill_pulls_the_student_back_to_the_original(base_path, base):
+    """A student that has lost its fruits learns them back from distillation on raw texts alone."""
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 40, set(), seed=15)]
+    nlp, sgd = resumed(base_path)
+    scramble(nlp)
+    lost = agreement(nlp, base, HELD_TEXTS)
+    losses: Dict[str, float] = {}
+    with nlp.select_pipes(enable=["ner"]):
+        for step in range(40):
+            distill(nlp, random.Random(step).sample(raw, 8), sgd=sgd, losses=losses)
+    assert losses["ner_distill"] > 0
+    kept = agreement(nlp, base, HELD_TEXTS)
+    assert lost < 0.5 and kept >= 0.9, (lost, kept)
+
+
+def test_distill_leaves_the_new_labels_moves_alone(base_path):
+    """The original never learned the new label: distillation does not teach its moves, where
+    spaCy's own rehearsal (Language.rehearse) teaches them the original's minimum score."""
+    changed = {}
+    for ours in (True, False):
+        nlp, adam = resumed(base_path)
+        upper = nlp.get_pipe("ner").model.get_ref("upper")
+        new_moves = [i for i, row in enumerate(upper.get_param("W")) if not row.any()]  # ANIMAL's B, I, L, U
+        assert len(new_moves) == 4
+        sgd = SGD(0.01, L2=0.0)  # no momentum: a move without gradient stays where it is
+        with nlp.select_pipes(enable=["ner"]):
+            nlp.update(list(to_examples(nlp, NEW_DATA[:8])), sgd=adam)  # the student has seen ANIMAL
+            before = upper.get_param("W").copy()
+            for step in range(3):
+                texts = NEW_TEXTS[step * 8: step * 8 + 8]
+                if ours:
+                    distill(nlp, texts, sgd=sgd, drop=0.2)
+                else:
+                    nlp.rehearse([Example(nlp.make_doc(t), nlp.make_doc(t)) for t in texts], sgd=sgd)
+        after = upper.get_param("W")
+        assert not (after == before).all()
+        changed[ours] = not (after[new_moves] == before[new_moves]).all()
+    assert changed == {True: False, False: True}
+
+
+def test_distill_needs_resume_training(base_path):
+    with pytest.raises(ValueError, match="resume_training"):
+        distill(spacy.load(base_path), ["An apple ."])
+
+
+def test_plan_rehearsal_only_when_the_ner_knows_labels_the_data_lacks(base_path, caplog):
+    nlp = spacy.load(base_path)
+    examples = list(to_examples(nlp, NEW_DATA))
+    plan = plan_rehearsal(nlp, [NEW], examples, None)
+    assert plan is not None and plan.old_labels == plan.rehearsed == [OLD]
+    assert any("rehearsing FRUIT" in r.getMessage() for r in caplog.records)
+    silent = plan_rehearsal(nlp, [NEW], examples, False, HELD_TEXTS)
+    assert silent is not None and silent.rehearsed == [] and not silent.distills and silent.retention
+    assert list(silent.fill(examples)) == examples and silent.epoch_silver(0) == []
+    assert plan_rehearsal(nlp, [NEW, OLD], examples, True) is None
+    assert plan_rehearsal(spacy.blank("en"), [NEW], examples, None) is None
+
+
+def test_plan_holds_back_the_last_tenth_of_the_raw_texts_for_retention(base_path, base):
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 30, set(), seed=16)]
+    plan = RehearsalPlan(spacy.load(base_path), [NEW], (), raw)
+    assert [eg.reference.text for eg in plan.retention] == raw[-3:]
+    assert [[(e.start, e.end) for e in eg.reference.ents] for eg in plan.retention] == label_ents(base, raw[-3:], OLD)
+    assert set(plan.draw(200, random.Random(0))) == set(raw[:-3])
+    given = RehearsalPlan(spacy.load(base_path), [NEW], (), raw, retention_texts=HELD_TEXTS)
+    assert [eg.reference.text for eg in given.retention] == HELD_TEXTS
+    assert set(given.draw(300, random.Random(0))) == set(raw)
+
+
+def test_plan_silver_is_drawn_by_seed_and_epoch(base_path, base):
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 30, set(), seed=17)]
+    nlp = spacy.load(base_path)
+    examples = list(to_examples(nlp, NEW_DATA))
+    plan = RehearsalPlan(nlp, [NEW], examples, raw, ratio=0.5, retention_texts=[])
+    assert plan.n_examples == len(NEW_DATA) and "dog" in plan.unsure | {"cat"}
+    first = plan.epoch_silver(0)
+    assert len(first) == len(NEW_DATA) // 2
+    assert [eg.reference.text for eg in first] == [eg.reference.text for eg in plan.epoch_silver(0)]
+    assert [eg.reference.text for eg in first] != [eg.reference.text for eg in plan.epoch_silver(1)]
+    expected = dict(zip(raw, label_ents(base, raw, OLD)))
+    assert all([(e.start, e.end) for e in eg.reference.ents] == expected[eg.reference.text] for eg in first)
+    mixed = list(plan.epoch(examples, first))
+    assert [eg for eg in mixed if eg in examples] == examples and len(mixed) == len(examples) + len(first)
+    assert mixed[1] is examples[1] and mixed[2] is first[0]  # one silver after every second example
+
+
+def test_plan_distills_the_same_texts_at_the_same_step(base_path):
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 30, set(), seed=18)]
+    drawn = []
+    for _ in range(2):
+        nlp, sgd = resumed(base_path)
+        plan = RehearsalPlan(nlp, [NEW], (), raw, distill_ratio=1.5, retention_texts=[])
+        assert plan.distills
+        distilled = []
+        original_make_doc = nlp.make_doc
+        nlp.make_doc = lambda text: distilled.append(text) or original_make_doc(text)  # type: ignore
+        with nlp.select_pipes(enable=["ner"]):
+            for step in (3, 7):
+                plan.distill(nlp, step, 4, sgd=sgd, losses={})
+        drawn.append(distilled)
+    assert drawn[0] == drawn[1] and 2 * 6 <= len(drawn[0]) <= 2 * 6  # 1.5 x 4 a step
+    assert not RehearsalPlan(spacy.load(base_path), [NEW], (), None).distills
+
+
+@pytest.mark.xfail(strict=True, reason="checkpoint.py does not restore ner.model.attrs['unseen_classes']: a "
+                   "resumed run masks new-label moves the interrupted run had seen (naive training too)")
+def test_rehearsal_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
+    """Interrupted inside the second epoch and resumed, rehearsal (fill, silver examples drawn
+    by epoch, distillation drawn by step) ends with the model an uninterrupted run ends with."""
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 30, set(), seed=19)]
+    kwargs = dict(n_iter=2, seed=3, rehearse=True, rehearse_data=raw, rehearse_ratio=0.5, patience=0, learn_rate=0.003)
+    whole = spacy.load(base_path)
+    train(whole, NEW_DATA, checkpoint=tmp_path / "whole", **kwargs)
+    nlp = spacy.load(base_path)
+    update, updates = nlp.update, []
+
+    def interrupting(*args, **kw):
+        out = update(*args, **kw)
+        updates.append(1)
+        if len(updates) == 16:  # inside the second epoch
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    nlp.update = interrupting  # type: ignore[method-assign]
+    with pytest.raises(TrainingInterrupted):
+        train(nlp, NEW_DATA, checkpoint=tmp_path / "cut", **kwargs)
+    resumed = spacy.load(base_path)
+    train(resumed, NEW_DATA, checkpoint=tmp_path / "cut", resume=True, **kwargs)
+    assert resumed.get_pipe("ner").model.to_bytes() == whole.get_pipe("ner").model.to_bytes()
