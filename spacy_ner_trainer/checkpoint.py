@@ -48,12 +48,28 @@ class RunState:
 
 
 def component_bytes(nlp: Language, names: List[str]) -> Dict[str, bytes]:
-    return {name: component(nlp, name).to_bytes(exclude=["vocab"]) for name in names}
+    return {name: _with_unseen(component(nlp, name)) for name in names}
+
+
+def _with_unseen(proc: Any) -> bytes:
+    # A transition model's moves not yet trained are masked, and to_bytes leaves them out.
+    data = proc.to_bytes(exclude=["vocab"])
+    attrs = getattr(getattr(proc, "model", None), "attrs", {})
+    if "unseen_classes" not in attrs:
+        return data
+    msg = srsly.msgpack_loads(data)
+    msg["unseen_classes"] = sorted(attrs["unseen_classes"])
+    return srsly.msgpack_dumps(msg)
 
 
 def load_component_bytes(nlp: Language, weights: Dict[str, bytes]) -> None:
     for name, data in weights.items():
-        component(nlp, name).from_bytes(data, exclude=["vocab"])
+        proc = component(nlp, name)
+        proc.from_bytes(data, exclude=["vocab"])
+        unseen = srsly.msgpack_loads(data).get("unseen_classes")
+        if unseen is not None:
+            proc.model.attrs["unseen_classes"].clear()
+            proc.model.attrs["unseen_classes"].update(unseen)
 
 
 def _param_keys(nlp: Language, names: List[str]) -> Dict[int, Tuple[str, int]]:

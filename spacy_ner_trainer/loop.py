@@ -206,6 +206,8 @@ def train(
         "buffer_size": buffer_size, "patience": patience, "pipeline": nlp.pipe_names,
         "rehearsed": result.rehearsed, "rehearse_ratio": rehearse_ratio,
     }
+    # Floats as their repr: JSON would round them, and a resumed run must match exactly.
+    fingerprint = {k: repr(v) if isinstance(v, float) else v for k, v in fingerprint.items()}
     run = _Run(nlp, trained, optimizer, rng, data, plan, result, dropout, batch_size, batch_unit, buffer_size,
                patience, Path(checkpoint) if checkpoint is not None else None, fingerprint, on_epoch, progress)
     if resume:

@@ -1003,8 +1003,6 @@ def test_plan_distills_the_same_texts_at_the_same_step(base_path):
     assert not RehearsalPlan(spacy.load(base_path), [NEW], (), None).distills
 
 
-@pytest.mark.xfail(strict=True, reason="checkpoint.py does not restore ner.model.attrs['unseen_classes']: a "
-                   "resumed run masks new-label moves the interrupted run had seen (naive training too)")
 def test_rehearsal_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
     """Interrupted inside the second epoch and resumed, rehearsal (fill, silver examples drawn
     by epoch, distillation drawn by step) ends with the model an uninterrupted run ends with."""
