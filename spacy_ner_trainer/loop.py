@@ -27,7 +27,7 @@ from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, learn_rate_schedule, require, u
 from .labels import check_label_filter, move_table, warn_low_counts
 from .pipeline import prepare_ner
 from .readers import NerCorpus, TrainingData, same_tokens, to_examples
-from .rehearse import Rehearsal, entity_words, interleave, read_texts
+from .rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO, RawData, RehearsalPlan, plan_rehearsal
 
 # Chosen with bench/bench_defaults.py (README, "Defaults"): dropout 0.2 learns as well as 0.1-0.3
 # and twice as fast as 0.5; 30 epochs cover the recipe's two sentences (18-22 epochs at 0.2) with
@@ -138,8 +138,9 @@ def train(
     on_epoch: Optional[OnEpoch] = None,
     progress: bool = False,
     rehearse: Optional[bool] = None,
-    rehearse_data: Optional[Union[str, Path, Sequence[str]]] = None,
-    rehearse_ratio: float = 1.0,
+    rehearse_data: Optional[RawData] = None,
+    rehearse_ratio: float = DEFAULT_RATIO,
+    rehearse_distill: float = DEFAULT_DISTILL_RATIO,
 ) -> TrainResult:
     """Train `nlp`'s `ner` (added if missing) and nothing else, the recipe's way.
 
@@ -174,13 +175,18 @@ def train(
         progress (bool): show a progress bar over each epoch's examples.
         rehearse (Optional[bool]): keep the labels the pipeline's `ner` knows and the new data
             lacks (see rehearse.py); None (default) rehearses whenever there are such labels.
-        rehearse_data: raw texts (a path of text lines or JSONL with "text", or strings) that
-            the pipeline annotates before training; mixed into every epoch as silver examples.
-        rehearse_ratio (float): silver examples per training example in every epoch.
+        rehearse_data: raw texts (a path of text lines or JSONL with "text", or strings) of
+            the new domain, read lazily: the old labels are rehearsed on them (distillation
+            and silver examples); without dev data, the last tenth measures retention.
+        rehearse_ratio (float): silver examples (the original's predictions on raw texts) per
+            training example, every epoch.
+        rehearse_distill (float): raw texts distilled per training example, with every batch
+            (rehearse.distill: the ner is pulled toward the original's predictions on them).
     RETURNS (TrainResult): losses and dev scores per epoch, the best epoch, labels, words/s.
     """
     check_settings(dropout=dropout, learn_rate=learn_rate, patience=patience, buffer_size=buffer_size,
-                   train_data=train_data, checkpoint=checkpoint, resume=resume)
+                   train_data=train_data, checkpoint=checkpoint, resume=resume,
+                   rehearse_ratio=rehearse_ratio, rehearse_distill=rehearse_distill)
     if gpu_id >= 0:
         require(gpu_id)
     if batch_unit is None:
@@ -192,19 +198,19 @@ def train(
     fix_random_seed(seed)
     rng = random.Random(seed)
     data = _read(nlp, train_data, dev_data, buffer_size)
-    plan = _RehearsalPlan(nlp, data, rehearse, rehearse_data, rehearse_ratio)
+    plan = _plan(nlp, data, rehearse, rehearse_data, rehearse_ratio, rehearse_distill, seed)
     trained, optimizer, resumed = _prepare(nlp, data, learn_rate)
     if gpu_id >= 0:
         use_gpu(nlp, gpu_id)
         if learn_rate is None and not resumed:
             warm_up(optimizer, learn_rate_schedule())
-    result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=plan.rehearsed,
-                         retention_examples=plan.retention)
+    result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=plan.rehearsed if plan else [],
+                         retention_examples=plan.retention if plan else [])
     fingerprint = {
         "data": data.digest, "dev": data.dev_digest, "labels": data.labels, "n_iter": n_iter,
         "dropout": dropout, "batch_size": repr(batch_size), "batch_unit": batch_unit, "learn_rate": optimizer.learn_rate, "seed": seed,
         "buffer_size": buffer_size, "patience": patience, "pipeline": nlp.pipe_names,
-        "rehearsed": result.rehearsed, "rehearse_ratio": rehearse_ratio,
+        "rehearsed": result.rehearsed, "rehearse_ratio": rehearse_ratio, "rehearse_distill": rehearse_distill,
     }
     # Floats as their repr: JSON would round them, and a resumed run must match exactly.
     fingerprint = {k: repr(v) if isinstance(v, float) else v for k, v in fingerprint.items()}
@@ -220,8 +226,13 @@ def train(
 
 def check_settings(*, dropout: float = DEFAULT_DROPOUT, learn_rate: Optional[float] = None,
                    patience: int = DEFAULT_PATIENCE, buffer_size: int = 0, train_data: Any = None,
-                   checkpoint: Any = None, resume: bool = False) -> None:
+                   checkpoint: Any = None, resume: bool = False, rehearse_ratio: float = 0.0,
+                   rehearse_distill: float = 0.0) -> None:
     """Refuse settings that cannot work, before anything changes."""
+    for name, ratio in (("rehearse_ratio (--rehearse-ratio)", rehearse_ratio),
+                        ("rehearse_distill (--rehearse-distill)", rehearse_distill)):
+        if ratio < 0:
+            raise UsageError(f"{name} {ratio} is negative: use 0 (off) or more texts per training example")
     if not 0.0 <= dropout < 1.0:
         raise UsageError(f"dropout {dropout} is not a rate: use a value from 0 up to (not including) 1")
     if learn_rate is not None and learn_rate < 0:
@@ -267,64 +278,21 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
     return _Data(examples, buffer_size <= 0, size, dev, labels, digest.hexdigest(), dev_digest.hexdigest() if dev else "")
 
 
-class _RehearsalPlan:
-    """What the pipeline knows before training: rehearsed while it learns, and held back to
-    measure retention."""
-
-    def __init__(self, nlp: Language, data: _Data, rehearse: Optional[bool],
-                 rehearse_data: Optional[Union[str, Path, Sequence[str]]], ratio: float):
-        self.original = Rehearsal(nlp, data.labels)
-        self.old_labels = sorted(self.original.old_labels)
-        self.ratio = ratio
-        self.silver: List[Example] = []
-        self.retention: List[Example] = []
-        if rehearse is None:
-            rehearse = bool(self.old_labels)
-            if rehearse:
-                logger.warning("rehearsing %s, which the pipeline's ner knows and the data lacks, so that it "
-                               "keeps them (rehearse=False / --no-rehearse turns this off)", ", ".join(self.old_labels))
-        elif rehearse and not self.old_labels:
-            logger.warning("nothing to rehearse: the data has every label the pipeline's ner knows")
-        self.rehearsed = self.old_labels if rehearse else []
-        retention_texts: List[str] = [eg.reference.text for eg in data.dev] if data.dev else []
-        if rehearse and self.old_labels:
-            if data.in_memory:
-                filled = list(self.original.fill(data.examples()))
-                data.examples = lambda: filled  # noqa: E731
-                unsure = entity_words(filled, data.labels)
-            else:
-                # Streamed: still predict every text now, before the first update changes the
-                # model; the same pass collects the new labels' words.
-                unsure = entity_words(self.original.fill(data.examples()), data.labels)
-                stream = data.examples
-                data.examples = lambda: self.original.fill(stream())  # noqa: E731
-            texts = _texts(rehearse_data)
-            if texts and not retention_texts:
-                held = max(1, len(texts) // 10)
-                texts, retention_texts = texts[:-held], texts[-held:]
-            self.silver = self.original.silver(texts, unsure) if texts else []
-        if self.old_labels and retention_texts:
-            self.retention = self.original.silver(retention_texts)
-
-    def epoch(self, gold: Iterable[Example], epoch: int, student: Language, rng: random.Random,
-              silver: Optional[List[Example]] = None) -> Iterable[Example]:
-        """One epoch's examples: the gold, and silver ones interleaved (given, or made now)."""
-        if not self.silver:
-            return gold
-        if silver is None:
-            silver = self.epoch_silver(epoch, student)
-        return interleave(gold, silver, self.ratio, rng)
-
-    def epoch_silver(self, epoch: int, student: Language) -> List[Example]:
-        # From the second epoch, what the model has learned of the new labels is no longer
-        # taught as "O" in the silver examples.
-        return self.original.with_student(self.silver, student) if epoch else self.silver
-
-
-def _texts(data: Optional[Union[str, Path, Sequence[str]]]) -> List[str]:
-    if data is None:
-        return []
-    return list(read_texts(data)) if isinstance(data, (str, Path)) else list(data)
+def _plan(nlp: Language, data: _Data, rehearse: Optional[bool], raw: Optional[RawData], ratio: float,
+          distill_ratio: float, seed: int) -> Optional[RehearsalPlan]:
+    """The rehearsal plan, made while the pipeline is unchanged; the gold gets the original's
+    old-label predictions (in memory now, or as each streamed epoch is read)."""
+    retention = [eg.reference.text for eg in data.dev] if data.dev else None
+    plan = plan_rehearsal(nlp, data.labels, data.examples(), rehearse, raw, ratio=ratio,
+                          distill_ratio=distill_ratio, retention_texts=retention, seed=seed)
+    if plan is not None and plan.rehearsed:
+        if data.in_memory:
+            filled = list(plan.fill(data.examples()))
+            data.examples = lambda: filled  # noqa: E731
+        else:
+            stream = data.examples
+            data.examples = lambda: plan.fill(stream())  # noqa: E731
+    return plan
 
 
 def _prepare(nlp: Language, data: _Data, learn_rate: Optional[float]) -> tuple:
@@ -379,7 +347,7 @@ class _Run:
     """One training run's moving parts, so that each step is a small method."""
 
     def __init__(self, nlp: Language, trained: List[str], optimizer: Optimizer, rng: random.Random, data: _Data,
-                 plan: _RehearsalPlan, result: TrainResult, dropout: float, batch_size: BatchSize,
+                 plan: Optional[RehearsalPlan], result: TrainResult, dropout: float, batch_size: BatchSize,
                  batch_unit: str, buffer_size: int, patience: int, checkpoint: Optional[Path], fingerprint: Dict[str, Any],
                  on_epoch: Optional[OnEpoch], progress: bool):
         self.nlp, self.trained, self.optimizer, self.rng = nlp, trained, optimizer, rng
@@ -471,9 +439,12 @@ class _Run:
                 docs = DocBin().from_bytes(state.extra["silver"]).get_docs(self.nlp.vocab)
                 silver = [Example(same_tokens(self.nlp.vocab, doc), doc) for doc in docs]
         epoch_start = random_states(self.rng)
-        if silver is None and self.plan.silver:
-            silver = self.plan.epoch_silver(epoch, self.nlp)
-        examples = self.plan.epoch(self.data.examples(), epoch, self.nlp, self.rng, silver)
+        plan = self.plan
+        examples = self.data.examples()
+        if plan is not None and plan.rehearsed and plan.ratio:
+            if silver is None:
+                silver = plan.epoch_silver(epoch, self.nlp)
+            examples = plan.epoch(examples, silver)
         batches = make_batches(examples, batch_sizes(self.batch_size), self.rng, self.buffer_size,
                                unit=self.batch_unit)
         bar = tqdm(total=self.data.size if self.buffer_size <= 0 else None, unit=" examples",
@@ -487,7 +458,13 @@ class _Run:
             if pending is not None:
                 set_random_states(self.rng, {**pending, "rng": self.rng.getstate()})
                 pending = None
-            self.nlp.update(batch, drop=self.dropout, sgd=self.optimizer, losses=losses)
+            if plan is not None and plan.distills:
+                # One optimizer step for the batch and its distillation (see RehearsalPlan.distill).
+                # sgd=False (which spaCy's hints omit) only accumulates the gradient.
+                self.nlp.update(batch, drop=self.dropout, sgd=False, losses=losses)  # type: ignore[arg-type]
+                plan.distill(self.nlp, self.steps, len(batch), sgd=self.optimizer, losses=losses)
+            else:
+                self.nlp.update(batch, drop=self.dropout, sgd=self.optimizer, losses=losses)
             if self.optimizer.schedules:
                 self.optimizer.step_schedules()
             self.steps += 1

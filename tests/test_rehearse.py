@@ -728,11 +728,20 @@ def test_cli_no_rehearse(base_path, cli_files, tmp_path):
 def test_cli_rehearse_data_and_ratio(base_path, cli_files, tmp_path):
     code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
                              "--rehearse-data", cli_files / "raw.txt", "--rehearse-ratio", 0.5,
-                             "-n", 2, "--min-recall", 0, "-q", cwd=tmp_path)
+                             "--rehearse-distill", 0.5, "-n", 2, "--min-recall", 0, "-q", cwd=tmp_path)
     assert code == 0, out + err
     assert "Rehearsed" in out
     # Without --dev, part of the raw texts is held back to measure retention on.
     assert "Retention" in out
+
+
+@pytest.mark.parametrize("option", ["--rehearse-ratio", "--rehearse-distill"])
+def test_cli_negative_rehearsal_ratio_fails_cleanly(base_path, cli_files, tmp_path, option):
+    code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
+                             "--rehearse-data", cli_files / "raw.txt", option, -1, "-q", cwd=tmp_path)
+    assert code == 2, out + err
+    assert option in out + err and "negative" in out + err
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_bad_rehearse_data_fails_cleanly(base_path, cli_files, tmp_path):
@@ -1026,3 +1035,39 @@ def test_rehearsal_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
     resumed = spacy.load(base_path)
     train(resumed, NEW_DATA, checkpoint=tmp_path / "cut", resume=True, **kwargs)
     assert resumed.get_pipe("ner").model.to_bytes() == whole.get_pipe("ner").model.to_bytes()
+
+
+@pytest.mark.parametrize("distill_ratio", [0.0, 0.5, 2.0])
+def test_train_distills_raw_texts_with_every_batch(base_path, monkeypatch, distill_ratio):
+    """train(rehearse_distill=r) distills about r raw texts per training example, with each
+    batch, in the batch's one optimizer step; 0 turns distillation off."""
+    import spacy_ner_trainer.rehearse as rehearse_module
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 30, set(), seed=21)]
+    calls: List[Tuple[int, object]] = []
+    real = rehearse_module.distill
+
+    def spy(nlp, texts, **kwargs):
+        texts = list(texts)
+        calls.append((len(texts), kwargs["sgd"]))
+        return real(nlp, texts, **kwargs)
+
+    monkeypatch.setattr(rehearse_module, "distill", spy)
+    nlp = spacy.load(base_path)
+    sgd_args: List[object] = []
+    update = nlp.update
+
+    def recording(examples, *args, **kwargs):
+        sgd_args.append(kwargs.get("sgd"))
+        return update(examples, *args, **kwargs)
+
+    nlp.update = recording  # type: ignore[method-assign]
+    result = train(nlp, NEW_DATA, n_iter=2, seed=0, rehearse_data=raw, rehearse_distill=distill_ratio,
+                   dev_data=NEW_DEV, patience=0)
+    assert result.rehearsed == [OLD]
+    if not distill_ratio:
+        assert calls == [] and all(sgd is not False for sgd in sgd_args)
+        return
+    assert len(calls) == len(sgd_args) and all(sgd is False for sgd in sgd_args)
+    assert all(sgd is not None and sgd is not False for _, sgd in calls)  # the optimizer steps there
+    wanted = distill_ratio * 2 * len(NEW_DATA)
+    assert abs(sum(n for n, _ in calls) - wanted) <= max(3, 0.25 * wanted)

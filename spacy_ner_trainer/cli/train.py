@@ -11,6 +11,7 @@ from wasabi import msg
 
 from ..loop import DEFAULT_DROPOUT, DEFAULT_N_ITER, DEFAULT_PATIENCE, TrainingInterrupted
 from ..report import render_training
+from ..rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO
 from ..workflow import CHECKPOINT, MODEL_LAST, TrainingRun, resume_command, train_pipeline
 from . import _show
 from ._util import (Format, GpuId, LabelMap, LabelsOpt, Lang, OnMisaligned, OnOverlap, Quiet, ReaderOptions,
@@ -55,7 +56,8 @@ def train_cli(
     html: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report here"),
     rehearse: Optional[bool] = typer.Option(None, "--rehearse/--no-rehearse", help="Keep the labels the --model's ner knows and the data lacks (default: on when there are such labels)"),
     rehearse_data: Optional[Path] = typer.Option(None, "--rehearse-data", help="Raw texts (lines, or JSONL with \"text\") the --model annotates to rehearse"),
-    rehearse_ratio: float = typer.Option(1.0, "--rehearse-ratio", help="Rehearsed raw texts per training example, every epoch"),
+    rehearse_ratio: float = typer.Option(DEFAULT_RATIO, "--rehearse-ratio", help="Silver examples (the --model's predictions on --rehearse-data) per training example, every epoch"),
+    rehearse_distill: float = typer.Option(DEFAULT_DISTILL_RATIO, "--rehearse-distill", help="--rehearse-data texts distilled per training example, with every batch"),
     quiet: Quiet = False,
 ) -> None:
     """Train `ner` on a pipeline, save OUTPUT/model-last (and model-best, the best dev epoch),
@@ -71,7 +73,7 @@ def train_cli(
                 on_epoch=_show.epoch_row, n_iter=n_iter, patience=patience, dropout=dropout, learn_rate=learn_rate,
                 seed=seed, batch_size=batch_size, batch_unit=batch_unit, buffer_size=buffer_size, gpu_id=gpu_id,
                 progress=progress(quiet), rehearse=rehearse, rehearse_data=rehearse_data,
-                rehearse_ratio=rehearse_ratio)
+                rehearse_ratio=rehearse_ratio, rehearse_distill=rehearse_distill)
     except (TrainingInterrupted, _Stopped) as stopped:
         # train() has just written its checkpoint; outside the epochs, the last one counts.
         where = stopped.checkpoint if isinstance(stopped, TrainingInterrupted) else \
