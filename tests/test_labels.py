@@ -68,9 +68,9 @@ def test_collect_labels_of_nothing():
     assert collect_labels([]) == {}
 
 
-def test_collect_labels_on_real_data_matches_published_counts(corpus_path, nlp, published):
+def test_collect_labels_on_real_data_matches_published_counts(corpus_path, reader_nlp, published):
     path = corpus_path(published.file)
-    counts = collect_labels(eg.reference for eg in NerCorpus(path)(nlp))
+    counts = collect_labels(eg.reference for eg in NerCorpus(path)(reader_nlp))
     assert counts == published.entities
 
 

@@ -47,11 +47,11 @@ def conll_sentences(path: Path):
 # Real corpora: the counts their SOURCE.md publishes
 
 
-def test_real_corpus_matches_published_counts(corpus_path, nlp, published):
+def test_real_corpus_matches_published_counts(corpus_path, reader_nlp, published):
     path = corpus_path(published.file)
     n_sentences = n_tokens = 0
     labels = Counter()
-    for eg in NerCorpus(path)(nlp):
+    for eg in NerCorpus(path)(reader_nlp):
         n_sentences += 1
         n_tokens += len(eg.reference)
         labels.update(ent.label_ for ent in eg.reference.ents)
@@ -722,16 +722,17 @@ def test_error_truncated_docbin(tmp_path, read):
     assert str(path) in str(info.value) and "DocBin" in str(info.value)
 
 
-def test_error_docbin_whose_docs_cannot_be_rebuilt(tmp_path, read):
+def test_error_docbin_whose_docs_cannot_be_rebuilt(tmp_path, nlp):
     # The container is intact but its string table lacks the words: DocBin.from_disk
-    # succeeds and the failure only comes while the docs are rebuilt.
+    # succeeds and the failure only comes while the docs are rebuilt. A fresh pipeline (not
+    # `read`'s shared one), whose strings cannot stand in for the missing ones.
     vocab = spacy.blank("en").vocab
     msg = srsly.msgpack_loads(zlib.decompress(DocBin(docs=[_docbin_doc(vocab)]).to_bytes()))
     msg["strings"] = []
     path = tmp_path / "train.spacy"
     path.write_bytes(zlib.compress(srsly.msgpack_dumps(msg)))
     with pytest.raises(NerDataError) as info:
-        read(path)
+        list(NerCorpus(path)(nlp))
     assert str(path) in str(info.value)
 
 

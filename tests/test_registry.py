@@ -31,11 +31,12 @@ REGISTERED = [
 GROUP_PREFIX = "spacy_"
 
 
-def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
-    """Run code in a fresh interpreter, where entry points are read anew."""
+def run_python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter, where entry points are read anew. `cwd` is on its
+    sys.path (as for any `python -c`): not the checkout, so that it imports the installed package."""
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code), *args],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        capture_output=True, text=True, timeout=120, cwd=cwd,
     )
 
 
@@ -104,7 +105,7 @@ def fresh(tmp_path_factory) -> dict:
         '["I like London.", {"entities": [[7, 13, "GPE"]]}]\n'
         '{"text": "Ann met Bob.", "spans": [{"start": 0, "end": 3, "label": "per"}, '
         '{"start": 8, "end": 11, "label": "per"}]}\n', encoding="utf8")
-    result = run_python(FRESH, FRESH_CONFIG.format(path=path), json.dumps(REGISTERED))
+    result = run_python(FRESH, FRESH_CONFIG.format(path=path), json.dumps(REGISTERED), cwd=path.parent)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
