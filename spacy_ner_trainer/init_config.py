@@ -13,7 +13,9 @@ from .batching import DEFAULT_BUFFER_SIZE
 from .errors import UsageError
 from .gpu import GPU_BATCH_SIZE, TRANSFORMER_LEARN_RATE, TRANSFORMER_WARMUP_STEPS
 from .loop import DEFAULT_DROPOUT, FINE_TUNE_LEARN_RATE
-from .pipeline import listened_by, numpy_breaks_transformer_training
+from .labels import count_labels
+from .pipeline import NEW_NER, has_weights, listened_by, ner_labels, numpy_breaks_transformer_training
+from .readers import NerCorpus
 
 # --gpu without --transformer. Hub models whose sizes are their architecture's defaults, so
 # the config needs only the vocabulary size: name -> (architecture, piece encoder, vocab_size).
@@ -35,6 +37,7 @@ def make_config(
     lang: str = "en",
     gpu: bool = False,
     transformer: Optional[str] = None,
+    keep_original: Optional[bool] = None,
 ) -> Tuple[Config, List[str]]:
     """Build the config `init-config` writes, and the notes to show with it.
 
@@ -51,6 +54,10 @@ def make_config(
         transformer (Optional[str]): with `gpu`: a local folder holding an HF BERT
             (config.json, vocab.txt, pytorch_model.bin if trained), or one of HUB_TRANSFORMERS,
             fetched from the Hugging Face hub when training starts; default DEFAULT_TRANSFORMER.
+        keep_original (Optional[bool]): with a `model` whose ner is trained: keep that ner
+            frozen and train a copy of it, `ner_new`, placed before it (as train() does); False
+            fine-tunes the ner itself through RehearsalCorpus.v1. None: keep it whenever it
+            knows labels the training data lacks.
     RETURNS (Tuple[Config, List[str]]): the config, and what the user should know about it.
     """
     _check_exists(train, "the training data (--train)")
@@ -64,7 +71,7 @@ def make_config(
                      "ner fits what it learned from, and model-best is picked on them; give --dev")
     has_ner = False
     if model is not None:
-        config, has_ner = _sourced_config(model, notes)
+        config, has_ner = _sourced_config(model, notes, train, keep_original)
         if gpu:
             config["system"]["gpu_allocator"] = "pytorch"
             notes.append("--gpu with --model: the model's own components are kept (no transformer is added)")
@@ -75,7 +82,7 @@ def make_config(
     config["paths"]["train"] = str(train)
     config["paths"]["dev"] = str(dev if dev is not None else train)
     config["corpora"] = {"train": _reader("${paths.train}"), "dev": _reader("${paths.dev}")}
-    if has_ner:
+    if has_ner and NEW_NER not in config["nlp"]["pipeline"]:
         # The sourced ner keeps the labels it knows while it learns the data's.
         config["corpora"]["train"] = {
             "@readers": "spacy-ner-trainer.RehearsalCorpus.v1",
@@ -116,19 +123,35 @@ def _reader(path: str) -> Dict[str, Any]:
     return {"@readers": "spacy-ner-trainer.NerCorpus.v1", "path": path}
 
 
-def _sourced_config(model: str, notes: List[str]) -> Tuple[Config, bool]:
+def _sourced_config(model: str, notes: List[str], train: Union[str, Path],
+                    keep_original: Optional[bool]) -> Tuple[Config, bool]:
     """The config sourcing every component of `model`, and whether it has an `ner` already."""
     nlp = spacy.load(model)
     config = init_config(lang=str(nlp.lang), pipeline=["ner"], optimize="efficiency")
     pipeline = list(nlp.pipe_names)
     components: Dict[str, Any] = {name: {"source": model} for name in pipeline}
+    trained = "ner"
+    if "ner" in pipeline and has_weights(nlp.get_pipe("ner")):
+        if keep_original is None:
+            keep_original = bool(ner_labels(nlp) - set(count_labels(NerCorpus(train))))
+        if keep_original:
+            trained = NEW_NER
+            pipeline.insert(pipeline.index("ner"), NEW_NER)
+            components[NEW_NER] = {"source": model, "component": "ner"}
+            config["initialize"]["after_init"] = {
+                "@callbacks": "spacy-ner-trainer.follow_labels.v1", "component_name": "ner", "copy_name": NEW_NER,
+                "labels": {"@readers": "spacy-ner-trainer.ner_labels.v1", "path": "${paths.train}"},
+            }
+            notes.append(f"--model {model}: its ner is kept unchanged (frozen); '{NEW_NER}', a copy of it placed "
+                         "before it, learns the data (--no-keep-original fine-tunes the ner itself)")
     if "ner" in pipeline:
         if listened_by(nlp, "ner"):
-            # ner gets its own copy of the shared layer: training it leaves the others alone.
+            # ner gets its own copy of the shared layer: training it leaves the others alone
+            # (a kept ner too: its copy, made from it, is then independent as well).
             components["ner"]["replace_listeners"] = ["model.tok2vec"]
         # Fine-tuning: spaCy's default rate (0.001) overwrites more of what ner knew.
         config["training"]["optimizer"]["learn_rate"] = FINE_TUNE_LEARN_RATE
-        notes.append(f"--model {model}: ner is fine-tuned at learn rate {FINE_TUNE_LEARN_RATE:g} "
+        notes.append(f"--model {model}: {trained} is fine-tuned at learn rate {FINE_TUNE_LEARN_RATE:g} "
                      "([training.optimizer] learn_rate)")
     else:
         pipeline.append("ner")
@@ -136,7 +159,7 @@ def _sourced_config(model: str, notes: List[str]) -> Tuple[Config, bool]:
         components["ner"] = {"factory": "ner"}
         notes.append(f"--model {model} has no ner: a new one with its own embeddings learns at spaCy's "
                      f"default rate, {config['training']['optimizer']['learn_rate']:g}")
-    frozen = [name for name in pipeline if name != "ner"]
+    frozen = [name for name in pipeline if name != trained]
     config["nlp"] = {**config["nlp"], "lang": nlp.lang, "pipeline": pipeline}
     config["components"] = components
     config["training"]["frozen_components"] = frozen

@@ -25,7 +25,7 @@ from .errors import UsageError, logger
 from .evaluate import evaluate
 from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, learn_rate_schedule, require, use_gpu, warm_up
 from .labels import check_label_filter, move_table, warn_low_counts
-from .pipeline import prepare_ner
+from .pipeline import NEW_NER, component, follow_labels, has_weights, ner_labels, prepare_ner
 from .readers import NerCorpus, TrainingData, same_tokens, to_examples
 from .rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO, RawData, RehearsalPlan, plan_rehearsal
 
@@ -61,6 +61,8 @@ class TrainResult:
     best_score: Optional[float] = None  # dev ents_f of that epoch
     stopped_early: bool = False
     rehearsed: List[str] = field(default_factory=list)  # the old labels rehearsed
+    kept: List[str] = field(default_factory=list)  # the old labels of the ner left unchanged
+    trained: str = "ner"  # the ner component trained: "ner", or its copy (keep_original)
     # The original pipeline's predictions on held-back text, for verify(retention=...).
     retention_examples: List[Example] = field(default_factory=list, repr=False)
     # Trained components' bytes at the last epoch (the pipeline holds the best one's).
@@ -83,6 +85,8 @@ class TrainResult:
             "best_score": self.best_score,
             "stopped_early": self.stopped_early,
             "rehearsed": self.rehearsed,
+            "kept": self.kept,
+            "trained": self.trained,
         }
 
 
@@ -137,6 +141,7 @@ def train(
     gpu_id: int = -1,
     on_epoch: Optional[OnEpoch] = None,
     progress: bool = False,
+    keep_original: Optional[bool] = None,
     rehearse: Optional[bool] = None,
     rehearse_data: Optional[RawData] = None,
     rehearse_ratio: float = DEFAULT_RATIO,
@@ -173,8 +178,13 @@ def train(
         on_epoch (Optional[Callable[[Dict[str, Any]], None]]): called with each epoch's row
             (see TrainResult.epochs) after the epoch.
         progress (bool): show a progress bar over each epoch's examples.
-        rehearse (Optional[bool]): keep the labels the pipeline's `ner` knows and the new data
-            lacks (see rehearse.py); None (default) rehearses whenever there are such labels.
+        keep_original (Optional[bool]): leave the pipeline's trained `ner` unchanged and train
+            a copy of it, added before it, on the data (pipeline.copy_ner): the copy's entities
+            come first and the original finds what it always found around them. None
+            (default): whenever the `ner` knows labels the data lacks and `rehearse` is None.
+        rehearse (Optional[bool]): train the `ner` itself and rehearse the labels it knows and
+            the data lacks (see rehearse.py); None rehearses whenever there are such labels and
+            the original is not kept.
         rehearse_data: raw texts (a path of text lines or JSONL with "text", or strings) of
             the new domain, read lazily: the old labels are rehearsed on them (distillation
             and silver examples); without dev data, the last tenth measures retention.
@@ -198,19 +208,21 @@ def train(
     fix_random_seed(seed)
     rng = random.Random(seed)
     data = _read(nlp, train_data, dev_data, buffer_size)
-    plan = _plan(nlp, data, rehearse, rehearse_data, rehearse_ratio, rehearse_distill, seed)
-    trained, optimizer, resumed = _prepare(nlp, data, learn_rate)
+    kept = _kept_labels(nlp, data.labels, keep_original, rehearse)
+    plan = _plan(nlp, data, False if kept else rehearse, rehearse_data, rehearse_ratio, rehearse_distill, seed)
+    trained, optimizer, resumed = _prepare(nlp, data, learn_rate, bool(kept))
     if gpu_id >= 0:
         use_gpu(nlp, gpu_id)
         if learn_rate is None and not resumed:
             warm_up(optimizer, learn_rate_schedule())
     result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=plan.rehearsed if plan else [],
-                         retention_examples=plan.retention if plan else [])
+                         retention_examples=plan.retention if plan else [], kept=kept, trained=trained[-1])
     fingerprint = {
         "data": data.digest, "dev": data.dev_digest, "labels": data.labels, "n_iter": n_iter,
         "dropout": dropout, "batch_size": repr(batch_size), "batch_unit": batch_unit, "learn_rate": optimizer.learn_rate, "seed": seed,
         "buffer_size": buffer_size, "patience": patience, "pipeline": nlp.pipe_names,
         "rehearsed": result.rehearsed, "rehearse_ratio": rehearse_ratio, "rehearse_distill": rehearse_distill,
+        "kept": kept,
     }
     # Floats as their repr: JSON would round them, and a resumed run must match exactly.
     fingerprint = {k: repr(v) if isinstance(v, float) else v for k, v in fingerprint.items()}
@@ -278,6 +290,25 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
     return _Data(examples, buffer_size <= 0, size, dev, labels, digest.hexdigest(), dev_digest.hexdigest() if dev else "")
 
 
+def _kept_labels(nlp: Language, labels: Iterable[str], keep_original: Optional[bool],
+                 rehearse: Optional[bool]) -> List[str]:
+    """The labels the pipeline's ner knows and the data lacks, when that ner is to be kept."""
+    if keep_original and rehearse:
+        raise UsageError("keep_original (--keep-original) leaves the ner unchanged and rehearse (--rehearse) "
+                         "trains it: choose one")
+    forgotten = sorted(ner_labels(nlp) - set(labels)) if "ner" in nlp.pipe_names and \
+        has_weights(component(nlp, "ner")) else []
+    if keep_original is False or (keep_original is None and rehearse is not None) or not forgotten:
+        if keep_original and not forgotten:
+            logger.warning("nothing to keep: the pipeline has no trained ner, or the data has every label it knows")
+        return []
+    if keep_original is None:
+        logger.warning("keeping the ner, which knows %s, unchanged: a copy of it, '%s', learns the data and "
+                       "runs before it (keep_original=False / --no-keep-original trains the ner itself)",
+                       ", ".join(forgotten), NEW_NER)
+    return forgotten
+
+
 def _plan(nlp: Language, data: _Data, rehearse: Optional[bool], raw: Optional[RawData], ratio: float,
           distill_ratio: float, seed: int) -> Optional[RehearsalPlan]:
     """The rehearsal plan, made while the pipeline is unchanged; the gold gets the original's
@@ -295,14 +326,16 @@ def _plan(nlp: Language, data: _Data, rehearse: Optional[bool], raw: Optional[Ra
     return plan
 
 
-def _prepare(nlp: Language, data: _Data, learn_rate: Optional[float]) -> tuple:
+def _prepare(nlp: Language, data: _Data, learn_rate: Optional[float], keep_original: bool) -> tuple:
     """The components to train, their optimizer, and whether `ner` resumes from weights."""
-    ner, resumed, trained = prepare_ner(nlp)
+    ner, resumed, trained = prepare_ner(nlp, keep_original)
     sample = lambda: islice(data.examples(), 100)  # noqa: E731
     with nlp.select_pipes(enable=trained):
         if resumed:
             for label in data.labels:
                 ner.add_label(label)
+            if keep_original:
+                follow_labels(component(nlp, "ner"), data.labels)
             optimizer = nlp.resume_training()
         elif len(trained) > 1:
             # A new pipeline whose ner listens to an untrained tok2vec: both learn together.
@@ -492,7 +525,7 @@ class _Run:
 
     def _end_epoch(self, epoch: int, losses: Dict[str, float]) -> None:
         result = self.result
-        loss = float(losses.get("ner", 0.0))
+        loss = float(losses.get(self.trained[-1], 0.0))
         result.losses.append(loss)
         scores = None
         if self.data.dev:

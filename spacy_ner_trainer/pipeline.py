@@ -1,5 +1,6 @@
 """What a pipeline is made of: the `ner` to train, the layer it listens to, whether it has weights."""
-from typing import Any, List, Optional, Set, Tuple
+import copy
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy
 from spacy.language import Language
@@ -18,10 +19,20 @@ def component(nlp: Language, name: str) -> Any:
     return nlp.get_pipe(name)
 
 
-def prepare_ner(nlp: Language) -> Tuple[Any, bool, List[str]]:
+NEW_NER = "ner_new"  # the copy of a trained ner that learns the new labels (keep_original)
+
+
+def prepare_ner(nlp: Language, keep_original: bool = False) -> Tuple[Any, bool, List[str]]:
     """The `ner` to train, whether it has weights to resume from, and the components to train:
     `ner`, or `ner` and the untrained tok2vec or transformer it listens to. A `ner` listening
-    to a trained one gets its own copy of it (Language.replace_listeners)."""
+    to a trained one gets its own copy of it (Language.replace_listeners).
+
+    Args:
+        nlp (Language): the pipeline; a `ner` is added when it has none.
+        keep_original (bool): leave the trained `ner` as it is and train a copy of it, added
+            right before it (see copy_ner).
+    RETURNS (Tuple[Any, bool, List[str]]): the ner to train, whether it resumes, the components to train.
+    """
     ner = component(nlp, "ner") if "ner" in nlp.pipe_names else nlp.add_pipe("ner", last=True)
     trained = ["ner"]
     upstream = listened_by(nlp, "ner")
@@ -33,7 +44,59 @@ def prepare_ner(nlp: Language) -> Tuple[Any, bool, List[str]]:
         else:
             _check_trainable(nlp, upstream)
             trained.insert(0, upstream)
-    return ner, bool(getattr(ner, "move_names", None)) and has_weights(ner), trained
+    resumes = bool(getattr(ner, "move_names", None)) and has_weights(ner)
+    if keep_original and resumes:
+        name = copy_ner(nlp)
+        return component(nlp, name), True, [name]
+    return ner, resumes, trained
+
+
+NEVER = -1e4  # the score of a move a ner only makes where a preset entity forces it
+
+
+def follow_labels(ner: Any, labels: Any) -> None:
+    """Gives a trained `ner` moves for new labels that it never chooses itself, only where an
+    entity set before it (by a copy that learned them, see copy_ner) forces them.
+
+    Without them, spaCy would add the moves the first time such an entity reached the ner, with
+    zero weights, and a zero score beats many a trained move: the original would start finding
+    entities of labels it never learned. Its own predictions stay exactly as they were.
+
+    Args:
+        ner (Any): the trained ner.
+        labels (Any): the labels to follow.
+    """
+    moves = ner.moves
+    before = moves.n_moves
+    for label in labels:
+        ner.add_label(label)
+    upper = ner.model.get_ref("upper")
+    bias = upper.get_param("b").copy()
+    # Moves are appended (their class numbers, unlike move_names, include spaCy's blocking move).
+    bias[before:moves.n_moves] = NEVER
+    upper.set_param("b", bias)
+
+
+def copy_ner(nlp: Language, name: str = "ner", new_name: Optional[str] = None) -> str:
+    """Adds a copy of the trained component `name` (weights and labels) right before it.
+
+    The copy's entities come first: a later `ner` keeps the entities already set on a doc (they
+    constrain its moves) and finds its own everywhere else. So the copy can learn new labels
+    while the original, left unchanged, still finds what it always found around them.
+
+    Args:
+        nlp (Language): the pipeline; `name` must not listen to a shared tok2vec (prepare_ner
+            gives it its own first).
+        name (str): the component to copy.
+        new_name (Optional[str]): the copy's name; None: NEW_NER, or NEW_NER_2, ... when taken.
+    RETURNS (str): the copy's name.
+    """
+    new_name = new_name or next(n for n in (NEW_NER, *(f"{NEW_NER}_{i}" for i in range(2, 100))) if n not in nlp.component_names)
+    config = copy.deepcopy(dict(nlp.config["components"][name]))
+    factory = config.pop("factory")
+    nlp.add_pipe(factory, name=new_name, config=config, before=name)
+    component(nlp, new_name).from_bytes(component(nlp, name).to_bytes(exclude=["vocab"]), exclude=["vocab"])
+    return new_name
 
 
 def has_weights(component: Any) -> bool:
@@ -83,3 +146,34 @@ def listened_by(nlp: Language, name: str) -> Optional[str]:
         if name in getattr(component, "listening_components", []):
             return upstream
     return None
+
+
+def follow_labels_v1(
+    component_name: str = "ner",
+    labels: Union[Sequence[str], Dict[str, Dict[str, int]]] = (),
+    copy_name: Optional[str] = None,
+) -> Callable[[Language], Language]:
+    """Registered as spacy-ner-trainer.follow_labels.v1, for [initialize.after_init]: the frozen
+    original `ner` of a config whose copy learns new labels (init-config --model) gets them as
+    moves it only makes where the copy's entities force them (see follow_labels).
+
+    Args:
+        component_name (str): the frozen ner.
+        labels: the labels, or the move table spacy-ner-trainer.ner_labels.v1 reads.
+        copy_name (Optional[str]): the copy, sourced from the same ner. spaCy sources both
+            names from one loaded pipeline, as one and the same object, so training the copy
+            would train the original: the copy is made a copy here (copy_ner).
+    RETURNS (Callable[[Language], Language]): the callback.
+    """
+    names = sorted({label for moves in labels.values() for label in moves if label}) if isinstance(labels, dict) \
+        else list(labels)
+
+    def follow(nlp: Language) -> Language:
+        if copy_name is not None and component(nlp, copy_name) is component(nlp, component_name):
+            nlp.remove_pipe(copy_name)
+            copy_ner(nlp, component_name, copy_name)
+        ner = component(nlp, component_name)
+        follow_labels(ner, [label for label in names if label not in ner.labels])
+        return nlp
+
+    return follow

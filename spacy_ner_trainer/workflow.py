@@ -199,7 +199,7 @@ def _set_meta(nlp: Language, result: TrainResult, meta: Optional[Dict[str, Any]]
     else:
         nlp.meta["performance"] = {}
     nlp.meta["spacy_ner_trainer"] = {"base": base, "best_epoch": result.best_epoch, "labels": result.labels,
-                                     "rehearsed": result.rehearsed}
+                                     "rehearsed": result.rehearsed, "kept": result.kept, "trained": result.trained}
     return nlp.meta
 
 

@@ -666,9 +666,34 @@ def test_rehearsal_corpus_reads_the_wrapped_corpus_once_at_setup(base_path, tmp_
     assert iob["cat"] == ("", "") and iob["ate"] == ("O", "") and iob["apple"] == ("B", OLD)
 
 
-def test_init_config_with_a_model_uses_the_rehearsal_corpus(base_path, tmp_path):
+def test_init_config_keeps_the_original_by_default_and_spacy_train_runs_it(base_path, base, tmp_path):
+    from spacy.cli.train import train as spacy_train
+    from spacy_ner_trainer.init_config import make_config
+
     train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
-    code, out, err = run_cli("init-config", "out.cfg", "--train", train_path, "--model", base_path, cwd=tmp_path)
+    dev_path = write_jsonl(tmp_path / "dev.jsonl", NEW_DEV)
+    config, notes = make_config(train_path, dev_path, model=str(base_path))
+    assert config["nlp"]["pipeline"] == ["ner_new", "ner"]
+    assert config["components"]["ner_new"] == {"source": str(base_path), "component": "ner"}
+    assert config["training"]["frozen_components"] == ["ner"]
+    assert config["corpora"]["train"]["@readers"] == "spacy-ner-trainer.NerCorpus.v1"
+    assert config["initialize"]["after_init"]["@callbacks"] == "spacy-ner-trainer.follow_labels.v1"
+    assert any("ner_new" in note and "--no-keep-original" in note for note in notes)
+    config["training"].update({"max_epochs": FINE_TUNE_EPOCHS, "max_steps": 0, "eval_frequency": 100000})
+    config.to_disk(tmp_path / "config.cfg")
+    spacy_train(tmp_path / "config.cfg", tmp_path / "output")
+    nlp = spacy.load(tmp_path / "output" / "model-last")
+    assert nlp.pipe_names == ["ner_new", "ner"]
+    assert alone(nlp, HELD_TEXTS + NEW_TEXTS, "ner_new") == all_ents(base, HELD_TEXTS + NEW_TEXTS)
+    assert NEW in nlp.get_pipe("ner").labels  # followed, never predicted by the original itself
+    f = evaluate(nlp, NerCorpus(train_path)(nlp)).per_label[NEW]["f"]
+    assert f > 0.5, f"ANIMAL F on the training data {f:.3f}"
+
+
+def test_init_config_no_keep_original_uses_the_rehearsal_corpus(base_path, tmp_path):
+    train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
+    code, out, err = run_cli("init-config", "out.cfg", "--train", train_path, "--model", base_path,
+                             "--no-keep-original", cwd=tmp_path)
     assert code == 0, out + err
     config = Config().from_disk(tmp_path / "out.cfg", interpolate=False)
     reader = config["corpora"]["train"]
@@ -703,18 +728,33 @@ def cli_files(tmp_path_factory) -> Path:
     return folder
 
 
-def test_cli_rehearses_by_default_and_reports_retention(base_path, cli_files, tmp_path):
+def test_cli_keeps_the_original_by_default_and_reports_retention(base_path, cli_files, tmp_path):
     code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
                              "--dev", cli_files / "dev.jsonl", "-n", 4, "--min-recall", 0, "-q", cwd=tmp_path)
     assert code == 0, out + err
-    announce = [line for line in out.splitlines() if "Rehearsed" in line]
-    assert announce and OLD in announce[0]
-    assert "--no-rehearse" in out  # how to turn it off
-    assert "Retention" in out
+    announce = [line for line in out.splitlines() if "Kept 'ner' unchanged" in line]
+    assert announce and OLD in announce[0] and "'ner_new'" in announce[0]
+    assert "--no-keep-original" in out  # how to turn it off
+    assert "Rehearsed" not in out
     retention = out.split("Retention", 1)[1]
     assert re.search(rf"^\s*{OLD}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+\d+", retention, re.M), retention
     nlp = spacy.load(tmp_path / "out" / "model-best")
-    assert set(nlp.get_pipe("ner").labels) == {OLD, NEW}
+    assert nlp.pipe_names == ["ner_new", "ner"]
+    assert set(nlp.get_pipe("ner_new").labels) == {OLD, NEW}
+    meta = json.loads((tmp_path / "out" / "model-best" / "meta.json").read_text(encoding="utf8"))
+    assert meta["spacy_ner_trainer"]["kept"] == [OLD] and meta["spacy_ner_trainer"]["trained"] == "ner_new"
+
+
+def test_cli_no_keep_original_rehearses_by_default(base_path, cli_files, tmp_path):
+    code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
+                             "--no-keep-original", "--dev", cli_files / "dev.jsonl", "-n", 2, "--min-recall", 0,
+                             "-q", cwd=tmp_path)
+    assert code == 0, out + err
+    announce = [line for line in out.splitlines() if "Rehearsed" in line]
+    assert announce and OLD in announce[0] and "--no-rehearse" in announce[0]
+    assert "Retention" in out
+    nlp = spacy.load(tmp_path / "out" / "model-best")
+    assert nlp.pipe_names == ["ner"] and set(nlp.get_pipe("ner").labels) == {OLD, NEW}
 
 
 def test_cli_no_rehearse(base_path, cli_files, tmp_path):
@@ -727,7 +767,7 @@ def test_cli_no_rehearse(base_path, cli_files, tmp_path):
 
 def test_cli_rehearse_data_and_ratio(base_path, cli_files, tmp_path):
     code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
-                             "--rehearse-data", cli_files / "raw.txt", "--rehearse-ratio", 0.5,
+                             "--rehearse", "--rehearse-data", cli_files / "raw.txt", "--rehearse-ratio", 0.5,
                              "--rehearse-distill", 0.5, "-n", 2, "--min-recall", 0, "-q", cwd=tmp_path)
     assert code == 0, out + err
     assert "Rehearsed" in out
@@ -1061,7 +1101,7 @@ def test_train_distills_raw_texts_with_every_batch(base_path, monkeypatch, disti
         return update(examples, *args, **kwargs)
 
     nlp.update = recording  # type: ignore[method-assign]
-    result = train(nlp, NEW_DATA, n_iter=2, seed=0, rehearse_data=raw, rehearse_distill=distill_ratio,
+    result = train(nlp, NEW_DATA, n_iter=2, seed=0, rehearse=True, rehearse_data=raw, rehearse_distill=distill_ratio,
                    dev_data=NEW_DEV, patience=0)
     assert result.rehearsed == [OLD]
     if not distill_ratio:
@@ -1071,3 +1111,104 @@ def test_train_distills_raw_texts_with_every_batch(base_path, monkeypatch, disti
     assert all(sgd is not None and sgd is not False for _, sgd in calls)  # the optimizer steps there
     wanted = distill_ratio * 2 * len(NEW_DATA)
     assert abs(sum(n for n, _ in calls) - wanted) <= max(3, 0.25 * wanted)
+
+
+# 8. Keeping the original: a copy of the ner learns the data, before the unchanged original
+
+
+def alone(nlp: Language, texts: Sequence[str], without: str) -> List[List[Tuple[int, int, str]]]:
+    with nlp.select_pipes(disable=[without]):
+        return all_ents(nlp, texts)
+
+
+@pytest.fixture(scope="module")
+def kept(base_path) -> Tuple[Language, TrainResult]:
+    return fine_tune(base_path, dev_data=NEW_DEV)  # the default for a ner that knows FRUIT
+
+
+def test_default_keeps_the_ner_and_trains_a_copy_before_it(base_path, kept, caplog):
+    nlp, result = kept
+    base = spacy.load(base_path)
+    assert nlp.pipe_names == base.pipe_names[:-1] + ["ner_new", "ner"]
+    # The original, run alone, predicts what the base predicts.
+    assert alone(nlp, HELD_TEXTS + NEW_TEXTS, "ner_new") == all_ents(base, HELD_TEXTS + NEW_TEXTS)
+    assert set(nlp.get_pipe("ner_new").labels) == {OLD, NEW}
+    assert (result.kept, result.trained, result.rehearsed) == ([OLD], "ner_new", [])
+    assert result.to_dict()["kept"] == [OLD]
+    with caplog.at_level("WARNING", logger="spacy_ner_trainer"):
+        fine_tune(base_path, n_iter=1)
+    said = [r.getMessage() for r in caplog.records if "keeping the ner" in r.getMessage()]
+    assert len(said) == 1 and OLD in said[0] and "keep_original=False" in said[0]
+
+
+def test_kept_original_finds_its_entities_and_the_copy_the_new_ones(base, kept, naive):
+    """The copy is trained exactly as naive fine-tuning trains the ner: the same ANIMAL
+    entities; the original then finds its FRUITs around the copy's entities, never an ANIMAL."""
+    nlp, _ = kept
+    naive_nlp, _ = naive
+    texts = [text for text, _ in NEW_DEV]
+    copy_animals = [[(s, e) for s, e, label in doc if label == NEW] for doc in alone(nlp, texts, "ner")]
+    assert copy_animals == label_ents(naive_nlp, texts, NEW)
+    assert label_ents(nlp, texts, NEW) == copy_animals
+    texts = HELD_TEXTS + NEW_TEXTS
+    copy, both, original = alone(nlp, texts, "ner"), all_ents(nlp, texts), all_ents(base, texts)
+    around = [[e for e in theirs if not any(s < e[1] and e[0] < t for s, t, _ in ours)]
+              for theirs, ours in zip(original, copy)]
+    assert sum(map(len, around)) >= len(texts) // 4, "too few FRUITs outside the copy's entities to test"
+    found = sum(e in ents for wanted, ents in zip(around, both) for e in wanted)
+    assert found >= 0.9 * sum(map(len, around)), f"{found} of {sum(map(len, around))} FRUITs kept"
+    assert all(set(c) <= set(b) for c, b in zip(copy, both))  # the copy's entities stand
+    assert agreement(nlp, base, texts) > agreement(naive_nlp, base, texts)
+
+
+def test_kept_pipeline_saves_and_loads_as_plain_spacy(kept, tmp_path):
+    nlp, _ = kept
+    nlp.to_disk(tmp_path / "model")
+    again = spacy.load(tmp_path / "model")
+    assert again.pipe_names == nlp.pipe_names
+    assert all_ents(again, HELD_TEXTS + NEW_TEXTS) == all_ents(nlp, HELD_TEXTS + NEW_TEXTS)
+
+
+def test_explicit_rehearse_or_no_keep_trains_the_ner_itself(base_path):
+    for kwargs in ({"rehearse": True}, {"rehearse": False}, {"keep_original": False}):
+        nlp, result = fine_tune(base_path, n_iter=1, **kwargs)
+        assert "ner_new" not in nlp.pipe_names and result.kept == [] and result.trained == "ner"
+    _, result = fine_tune(base_path, n_iter=1, keep_original=False)
+    assert result.rehearsed == [OLD]  # rehearsal stays the default when the ner itself trains
+
+
+def test_keep_and_rehearse_together_are_refused(base_path):
+    with pytest.raises(ValueError, match="choose one"):
+        fine_tune(base_path, n_iter=1, keep_original=True, rehearse=True)
+
+
+def test_keep_without_old_labels_trains_the_ner(caplog):
+    nlp = spacy.blank("en")
+    with caplog.at_level("WARNING", logger="spacy_ner_trainer"):
+        result = train(nlp, NEW_DATA, n_iter=1, keep_original=True)
+    assert nlp.pipe_names == ["ner"] and result.kept == []
+    assert any("nothing to keep" in r.getMessage() for r in caplog.records)
+
+
+def test_kept_copy_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
+    kwargs = dict(n_iter=2, seed=3, patience=0)
+    whole = spacy.load(base_path)
+    train(whole, NEW_DATA, checkpoint=tmp_path / "whole", **kwargs)
+    nlp = spacy.load(base_path)
+    update, updates = nlp.update, []
+
+    def interrupting(*args, **kw):
+        out = update(*args, **kw)
+        updates.append(1)
+        if len(updates) == 12:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    nlp.update = interrupting  # type: ignore[method-assign]
+    with pytest.raises(TrainingInterrupted):
+        train(nlp, NEW_DATA, checkpoint=tmp_path / "cut", **kwargs)
+    resumed = spacy.load(base_path)
+    train(resumed, NEW_DATA, checkpoint=tmp_path / "cut", resume=True, **kwargs)
+    assert resumed.pipe_names == whole.pipe_names
+    assert resumed.get_pipe("ner_new").model.to_bytes() == whole.get_pipe("ner_new").model.to_bytes()
+    assert alone(resumed, HELD_TEXTS, "ner_new") == all_ents(spacy.load(base_path), HELD_TEXTS)

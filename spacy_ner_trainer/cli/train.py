@@ -54,7 +54,8 @@ def train_cli(
     name: Optional[str] = typer.Option(None, "--name", help="meta.json name of the trained pipeline"),
     version: Optional[str] = typer.Option(None, "--version", help="meta.json version of the trained pipeline"),
     html: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report here"),
-    rehearse: Optional[bool] = typer.Option(None, "--rehearse/--no-rehearse", help="Keep the labels the --model's ner knows and the data lacks (default: on when there are such labels)"),
+    keep_original: Optional[bool] = typer.Option(None, "--keep-original/--no-keep-original", help="Leave the --model's ner unchanged and train a copy of it, 'ner_new', placed before it (default: on when the ner knows labels the data lacks and --rehearse is not given)"),
+    rehearse: Optional[bool] = typer.Option(None, "--rehearse/--no-rehearse", help="Train the --model's ner itself and rehearse the labels it knows and the data lacks (default: on when there are such labels and the original is not kept)"),
     rehearse_data: Optional[Path] = typer.Option(None, "--rehearse-data", help="Raw texts (lines, or JSONL with \"text\") the --model annotates to rehearse"),
     rehearse_ratio: float = typer.Option(DEFAULT_RATIO, "--rehearse-ratio", help="Silver examples (the --model's predictions on --rehearse-data) per training example, every epoch"),
     rehearse_distill: float = typer.Option(DEFAULT_DISTILL_RATIO, "--rehearse-distill", help="--rehearse-data texts distilled per training example, with every batch"),
@@ -72,7 +73,7 @@ def train_cli(
                 output=output, resume=resume, meta=meta, min_recall=min_recall, labels=reader.labels,
                 on_epoch=_show.epoch_row, n_iter=n_iter, patience=patience, dropout=dropout, learn_rate=learn_rate,
                 seed=seed, batch_size=batch_size, batch_unit=batch_unit, buffer_size=buffer_size, gpu_id=gpu_id,
-                progress=progress(quiet), rehearse=rehearse, rehearse_data=rehearse_data,
+                progress=progress(quiet), keep_original=keep_original, rehearse=rehearse, rehearse_data=rehearse_data,
                 rehearse_ratio=rehearse_ratio, rehearse_distill=rehearse_distill)
     except (TrainingInterrupted, _Stopped) as stopped:
         # train() has just written its checkpoint; outside the epochs, the last one counts.
@@ -117,6 +118,9 @@ def _signals_stop_the_command() -> Iterator[None]:
 def _show_run(run: TrainingRun, html: Optional[Path], title: str, texts: Optional[List[str]] = None) -> bool:
     """Print what a training run did; True when every check passed."""
     result = run.result
+    if result.kept:
+        msg.info(f"Kept 'ner' unchanged, with {', '.join(result.kept)}; '{result.trained}', a copy of it placed "
+                 "before it, learned the data (--no-keep-original trains the ner itself)")
     if result.rehearsed:
         msg.info(f"Rehearsed {', '.join(result.rehearsed)} (--no-rehearse turns this off)")
     _show.training_summary(result)
