@@ -37,7 +37,11 @@ run has naive, silver, distill and final defaults, --rows all every row):
   distill + silver    silver, lr 3e-4, and with every batch as many raw texts distilled
   distill             fill and distillation (ratio 1.0), no silver examples, lr 3e-4
   distill x2          the same, two raw texts distilled per training example
+  keep, margin 0      keep_original=True, new_label_margin=0: the ner is left unchanged and a copy
+                      of it, placed before it, learns the new labels (naive fine-tuning of the
+                      copy: its new-label entities are naive fine-tuning's)
   final defaults      train(nlp, data, rehearse_data=texts): whatever train() does by default
+                      (the ner kept, the copy's new-label entities need NEW_LABEL_MARGIN)
 
 Distillation (rehearse.distill, through RehearsalPlan.distill): on raw texts, the student's
 distribution over the moves the original knows is pulled toward the original's. Where train()
@@ -101,12 +105,13 @@ ROWS: Dict[str, Tuple[Dict[str, Any], bool, float]] = {
     "distill + silver": ({"rehearse": True, "rehearse_ratio": 1.0, "learn_rate": FINE_TUNE_LEARN_RATE}, True, 1.0),
     "distill": ({"rehearse": True, "learn_rate": FINE_TUNE_LEARN_RATE}, False, 1.0),
     "distill x2": ({"rehearse": True, "learn_rate": FINE_TUNE_LEARN_RATE}, False, 2.0),
+    "keep, margin 0": ({"keep_original": True, "new_label_margin": 0.0}, False, 0.0),
     "final defaults": ({}, True, 0.0),
 }
 ROW_KEYS = {"naive": "naive", "issue": "issue defaults", "silver": "silver, lr 3e-4", "fill": "fill only",
             "both": "distill + silver",
-            "distill": "distill", "distill2": "distill x2", "final": "final defaults"}
-DEFAULT_ROWS = "naive,silver,distill,final"  # about 30 minutes; "all" adds the other measurements
+            "distill": "distill", "distill2": "distill x2", "keep": "keep, margin 0", "final": "final defaults"}
+DEFAULT_ROWS = "naive,distill,keep,final"  # about 30 minutes; "all" adds the other measurements
 NOT_NER = ["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"]  # ner has its own tok2vec
 
 

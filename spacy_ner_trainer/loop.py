@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import DocBin
@@ -25,7 +25,7 @@ from .errors import UsageError, logger
 from .evaluate import evaluate
 from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, learn_rate_schedule, require, use_gpu, warm_up
 from .labels import check_label_filter, move_table, warn_low_counts
-from .pipeline import NEW_NER, component, follow_labels, has_weights, ner_labels, prepare_ner
+from .pipeline import NEVER, NEW_NER, component, follow_labels, has_weights, ner_labels, prepare_ner, raise_bar
 from .readers import NerCorpus, TrainingData, same_tokens, to_examples
 from .rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO, RawData, RehearsalPlan, plan_rehearsal
 
@@ -41,6 +41,8 @@ DEFAULT_WORDS_BATCH_SIZE = (100.0, 1000.0, 1.001)
 # A trained ner taught new labels keeps more of what it knew at a lower rate than Adam's
 # 0.001 (bench/bench_forgetting.py).
 FINE_TUNE_LEARN_RATE = 3e-4
+# Chosen with bench/bench_forgetting.py: what the copy of a kept ner needs to start a new-label entity.
+NEW_LABEL_MARGIN = 1.0
 
 OnEpoch = Callable[[Dict[str, Any]], None]
 
@@ -142,6 +144,7 @@ def train(
     on_epoch: Optional[OnEpoch] = None,
     progress: bool = False,
     keep_original: Optional[bool] = None,
+    new_label_margin: float = NEW_LABEL_MARGIN,
     rehearse: Optional[bool] = None,
     rehearse_data: Optional[RawData] = None,
     rehearse_ratio: float = DEFAULT_RATIO,
@@ -182,6 +185,11 @@ def train(
             a copy of it, added before it, on the data (pipeline.copy_ner): the copy's entities
             come first and the original finds what it always found around them. None
             (default): whenever the `ner` knows labels the data lacks and `rehearse` is None.
+        new_label_margin (float): with the original kept: the copy starts an entity of a
+            label the original never learned only where that move wins by this margin
+            (pipeline.raise_bar, applied to the saved weights after training), so that text
+            unlike the training data keeps more of the original's entities. The copy never
+            starts an entity of a label only the original knows.
         rehearse (Optional[bool]): train the `ner` itself and rehearse the labels it knows and
             the data lacks (see rehearse.py); None rehearses whenever there are such labels and
             the original is not kept.
@@ -209,6 +217,7 @@ def train(
     rng = random.Random(seed)
     data = _read(nlp, train_data, dev_data, buffer_size)
     kept = _kept_labels(nlp, data.labels, keep_original, rehearse)
+    unknown = sorted(set(data.labels) - ner_labels(nlp))  # before the kept ner learns to follow them
     plan = _plan(nlp, data, False if kept else rehearse, rehearse_data, rehearse_ratio, rehearse_distill, seed)
     trained, optimizer, resumed = _prepare(nlp, data, learn_rate, bool(kept))
     if gpu_id >= 0:
@@ -228,6 +237,11 @@ def train(
     fingerprint = {k: repr(v) if isinstance(v, float) else v for k, v in fingerprint.items()}
     run = _Run(nlp, trained, optimizer, rng, data, plan, result, dropout, batch_size, batch_unit, buffer_size,
                patience, Path(checkpoint) if checkpoint is not None else None, fingerprint, on_epoch, progress)
+    if kept:
+        # The copy finds the data's labels, the original its own: the copy never starts an
+        # entity of a kept label (naive training taught it they are not entities, so they
+        # would only be its mistakes, forced on the original).
+        run.bars = [(kept, -NEVER), (unknown, new_label_margin)]
     if resume:
         run.restore()
     with nlp.select_pipes(enable=trained), _stop_signals(run.checkpoint is not None) as stop:
@@ -389,6 +403,7 @@ class _Run:
         self.buffer_size, self.patience = buffer_size, patience
         self.checkpoint, self.fingerprint = checkpoint, fingerprint
         self.on_epoch, self.progress = on_epoch, progress
+        self.bars: List[Tuple[List[str], float]] = []  # (labels, margin) for raise_bar (keep_original)
         self.position = Position()
         self.steps = 0
         self.best_weights: Dict[str, bytes] = {}
@@ -553,5 +568,15 @@ class _Run:
     def finish(self) -> None:
         """Leave the pipeline with the averaged weights of the best epoch (the last without dev)."""
         with self.averaged():
-            self.result.last_weights = component_bytes(self.nlp, self.trained)
-        load_component_bytes(self.nlp, self.best_weights or self.result.last_weights)
+            last = component_bytes(self.nlp, self.trained)
+        best = self.best_weights or last
+        if self.bars:
+            last, best = self._raised(last), self._raised(best)
+        self.result.last_weights = last
+        load_component_bytes(self.nlp, best)
+
+    def _raised(self, weights: Dict[str, bytes]) -> Dict[str, bytes]:
+        load_component_bytes(self.nlp, weights)
+        for labels, margin in self.bars:
+            raise_bar(component(self.nlp, self.trained[-1]), labels, margin)
+        return component_bytes(self.nlp, self.trained)

@@ -51,6 +51,25 @@ def prepare_ner(nlp: Language, keep_original: bool = False) -> Tuple[Any, bool, 
     return ner, resumes, trained
 
 
+def raise_bar(ner: Any, labels: Any, margin: float) -> None:
+    """Makes `ner` start an entity of these labels only where that move scores `margin` more
+    than it did: the bias of their B- and U- moves is lowered by `margin`.
+
+    Args:
+        ner (Any): a trained ner.
+        labels (Any): the labels whose entities need the margin.
+        margin (float): in the units of the ner's scores (logits).
+    """
+    wanted = set(labels)
+    upper = ner.model.get_ref("upper")
+    bias = upper.get_param("b").copy()
+    for i in range(ner.moves.n_moves):
+        move = ner.moves.get_class_name(i)
+        if move[:2] in ("B-", "U-") and move[2:] in wanted:
+            bias[i] -= margin
+    upper.set_param("b", bias)
+
+
 NEVER = -1e4  # the score of a move a ner only makes where a preset entity forces it
 
 

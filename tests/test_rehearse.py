@@ -1141,10 +1141,10 @@ def test_default_keeps_the_ner_and_trains_a_copy_before_it(base_path, kept, capl
     assert len(said) == 1 and OLD in said[0] and "keep_original=False" in said[0]
 
 
-def test_kept_original_finds_its_entities_and_the_copy_the_new_ones(base, kept, naive):
-    """The copy is trained exactly as naive fine-tuning trains the ner: the same ANIMAL
-    entities; the original then finds its FRUITs around the copy's entities, never an ANIMAL."""
-    nlp, _ = kept
+def test_kept_original_finds_its_entities_and_the_copy_the_new_ones(base_path, base, naive):
+    """The copy is trained exactly as naive fine-tuning trains the ner: without a margin, the
+    same ANIMAL entities; the original then finds its FRUITs around them, never an ANIMAL."""
+    nlp, _ = fine_tune(base_path, dev_data=NEW_DEV, new_label_margin=0.0)
     naive_nlp, _ = naive
     texts = [text for text, _ in NEW_DEV]
     copy_animals = [[(s, e) for s, e, label in doc if label == NEW] for doc in alone(nlp, texts, "ner")]
@@ -1212,3 +1212,18 @@ def test_kept_copy_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
     assert resumed.pipe_names == whole.pipe_names
     assert resumed.get_pipe("ner_new").model.to_bytes() == whole.get_pipe("ner_new").model.to_bytes()
     assert alone(resumed, HELD_TEXTS, "ner_new") == all_ents(spacy.load(base_path), HELD_TEXTS)
+
+
+def test_new_label_margin_raises_the_bar_for_the_copys_new_labels_only(base_path, base):
+    from spacy_ner_trainer.checkpoint import load_component_bytes
+
+    texts = [text for text, _ in NEW_DEV]
+    free, _ = fine_tune(base_path, new_label_margin=0.0)
+    assert sum(map(len, label_ents(free, texts, NEW))) >= len(texts) // 2
+    barred, result = fine_tune(base_path, new_label_margin=1000.0, dev_data=NEW_DEV)
+    assert label_ents(barred, texts, NEW) == [[] for _ in texts]
+    # The copy never predicts the original's FRUIT either: the original finds what it finds alone.
+    assert all_ents(barred, texts) == all_ents(base, texts)
+    # model-last's weights carry the margin too.
+    load_component_bytes(barred, result.last_weights)
+    assert label_ents(barred, texts, NEW) == [[] for _ in texts]

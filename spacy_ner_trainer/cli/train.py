@@ -9,7 +9,7 @@ import spacy
 import typer
 from wasabi import msg
 
-from ..loop import DEFAULT_DROPOUT, DEFAULT_N_ITER, DEFAULT_PATIENCE, TrainingInterrupted
+from ..loop import DEFAULT_DROPOUT, DEFAULT_N_ITER, DEFAULT_PATIENCE, NEW_LABEL_MARGIN, TrainingInterrupted
 from ..report import render_training
 from ..rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO
 from ..workflow import CHECKPOINT, MODEL_LAST, TrainingRun, resume_command, train_pipeline
@@ -55,6 +55,7 @@ def train_cli(
     version: Optional[str] = typer.Option(None, "--version", help="meta.json version of the trained pipeline"),
     html: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report here"),
     keep_original: Optional[bool] = typer.Option(None, "--keep-original/--no-keep-original", help="Leave the --model's ner unchanged and train a copy of it, 'ner_new', placed before it (default: on when the ner knows labels the data lacks and --rehearse is not given)"),
+    new_label_margin: float = typer.Option(NEW_LABEL_MARGIN, "--new-label-margin", help="With the original kept: the margin the copy's score for a new-label entity needs, so text unlike the training data keeps more of the original's entities (0: none)"),
     rehearse: Optional[bool] = typer.Option(None, "--rehearse/--no-rehearse", help="Train the --model's ner itself and rehearse the labels it knows and the data lacks (default: on when there are such labels and the original is not kept)"),
     rehearse_data: Optional[Path] = typer.Option(None, "--rehearse-data", help="Raw texts (lines, or JSONL with \"text\") the --model annotates to rehearse"),
     rehearse_ratio: float = typer.Option(DEFAULT_RATIO, "--rehearse-ratio", help="Silver examples (the --model's predictions on --rehearse-data) per training example, every epoch"),
@@ -73,7 +74,7 @@ def train_cli(
                 output=output, resume=resume, meta=meta, min_recall=min_recall, labels=reader.labels,
                 on_epoch=_show.epoch_row, n_iter=n_iter, patience=patience, dropout=dropout, learn_rate=learn_rate,
                 seed=seed, batch_size=batch_size, batch_unit=batch_unit, buffer_size=buffer_size, gpu_id=gpu_id,
-                progress=progress(quiet), keep_original=keep_original, rehearse=rehearse, rehearse_data=rehearse_data,
+                progress=progress(quiet), keep_original=keep_original, new_label_margin=new_label_margin, rehearse=rehearse, rehearse_data=rehearse_data,
                 rehearse_ratio=rehearse_ratio, rehearse_distill=rehearse_distill)
     except (TrainingInterrupted, _Stopped) as stopped:
         # train() has just written its checkpoint; outside the epochs, the last one counts.
