@@ -24,6 +24,7 @@ REGISTERED = [
     ("readers", "spacy-ner-trainer.ner_labels.v1", "spacy_ner_trainer.labels:ner_labels_v1"),
     ("readers", "spacy-ner-trainer.RehearsalCorpus.v1", "spacy_ner_trainer.rehearse:rehearsal_corpus_v1"),
     ("callbacks", "spacy-ner-trainer.verify.v1", "spacy_ner_trainer.verify:verify_callback_v1"),
+    ("callbacks", "spacy-ner-trainer.follow_labels.v1", "spacy_ner_trainer.pipeline:follow_labels_v1"),
     ("batchers", "spacy-ner-trainer.shuffled_batches.v1", "spacy_ner_trainer.batching:shuffled_batches_v1"),
     ("cli", "ner-trainer", "spacy_ner_trainer.spacy_cli:ner_trainer"),
 ]
