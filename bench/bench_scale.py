@@ -4,9 +4,8 @@ What it measures (issue #16)
 ----------------------------
 The corpus at scale S is WNUT-17 train (../shared/data, 3,394 sentences) written S times to one
 file in a temp dir. Each copy k ends every sentence with one extra token "c<k>" (tag O), so that
-no two sentences of the file are the same: the rehearsal code caches the base model's
-predictions per distinct text, and verbatim copies would hide what that cache costs on a real
-corpus (--plain writes verbatim copies). Every scale, 1x included, has the extra token.
+no two sentences of the file are the same: verbatim copies would hide what any cache keyed
+by text (rehearsal once kept one) costs on a real corpus (--plain writes verbatim copies). Every scale, 1x included, has the extra token.
 
 Routes, each run in a fresh process (bench/harness.py: peak RSS of that process alone):
 
@@ -22,15 +21,16 @@ Routes, each run in a fresh process (bench/harness.py: peak RSS of that process 
 
 BASE is a small ner pipeline that knows other labels: the CLI trained on the first 1,000
 sentences of BC5CDR train (Chemical, Disease) for 3 epochs, without --dev. With --model BASE
-the WNUT labels are new and Chemical and Disease are rehearsed: every training text is first
-predicted by BASE (one extra pass over the corpus) and its Chemical/Disease predictions fill the
-gold wherever they overlap no WNUT span.
+the WNUT labels are new and, with --rehearse (train the ner itself, rehearsing; the default
+would keep BASE's ner and train a copy), Chemical and Disease are rehearsed: each batch of
+training texts is predicted by BASE's ner (the copy nlp.resume_training() keeps) as the epoch
+reads it, and its Chemical/Disease predictions fill the gold wherever they overlap no WNUT span;
+nothing is kept between epochs.
 
 Bounded runs. A full epoch at 50x (3.3M words) takes about 12 minutes a route on one core, so
 at the scales above --full-up-to (default: 10x and 50x) each run is bounded:
 
-  ours          the process reads the whole corpus before training (the label pass; with
-                rehearsal also BASE's prediction pass), then trains until the training pass has
+  ours          the process reads the whole corpus before training (the label pass), then trains until the training pass has
                 read as many bytes of the file as the shuffle buffer plus --bound examples take
                 (default twice the 1x corpus, 6,788), and is then stopped with SIGINT: train()
                 finishes the batch, saves its checkpoint and exits (the CLI with exit code 130).
@@ -68,9 +68,8 @@ and CPU) >= 0.9x.
 
 Run (from the repository root; Linux only: the bounded runs are followed through /proc):
 
-    python bench/bench_scale.py --core 0    # full run: about 35 min on an idle core (estimated: spacy
-                                            # convert at 50x ~100 s CPU, BASE's prediction pass at
-                                            # 50x ~220 s, run three times; ~4,500 training words/s)
+    python bench/bench_scale.py --core 0    # full run: about 35 min on an idle core (spacy convert
+                                            # at 50x ~100 s CPU; ~4,500 training words/s)
     python bench/bench_scale.py --quick     # smoke run: 600 sentences at 1x and 3x, buffer 200, ~5 min
 """
 import argparse
@@ -408,8 +407,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                "trained": ""}, ratios=["rss", "wps", "cpu_wps"])
     copies = "verbatim copies" if args.plain else "each sentence +1 token, c<copy>"
     print(f"{res.baseline} = {prep['sentences']:,} sentences of WNUT-17 train ({copies}); buffer {args.buffer_size:,}. "
-          f"Scales above {args.full_up_to}x are bounded: ours read the whole corpus (labels; rehearsal: BASE's "
-          f"predictions), then train until the buffer plus {prep['bound']:,} examples are read and stop on SIGINT "
+          f"Scales above {args.full_up_to}x are bounded: ours read the whole corpus (labels), then train until the buffer plus {prep['bound']:,} examples are read and stop on SIGINT "
           f"(cli: + a --n-iter 0 process for saving and verification, 'tail'); spacy train stops at max_steps "
           f"(about as many words). wps/cpu_wps: training-loop words per wall/CPU second (docstring).")
     top = f"{args.scales[-1]}x"
