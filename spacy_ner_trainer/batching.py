@@ -24,6 +24,7 @@ def make_batches(
     unit: str = "examples",
     tolerance: float = DEFAULT_TOLERANCE,
     discard_oversize: bool = False,
+    shuffled: bool = False,
 ) -> Iterator[List[T]]:
     """Minibatches of the `size` schedule, drawn from a shuffle buffer of `buffer_size` items
     (0: all of them, a full shuffle), so a stream is shuffled without being held in memory.
@@ -38,19 +39,22 @@ def make_batches(
         tolerance (float): unit="words": how far past the size (a fraction of it) a batch may go.
         discard_oversize (bool): unit="words": drop an item longer than size plus tolerance,
             instead of making it a batch of its own.
+        shuffled (bool): the items come shuffled already (see buffer_shuffle): batched in order.
     RETURNS (Iterator[List]): the batches.
     """
     check_unit(unit)
-    if buffer_size <= 0:
+    if shuffled:
+        shuffled_items: Iterable[T] = items
+    elif buffer_size <= 0:
         pool = list(items)
         rng.shuffle(pool)
-        shuffled: Iterable[T] = pool
+        shuffled_items = pool
     else:
-        shuffled = _buffer_shuffle(items, rng, buffer_size)
+        shuffled_items = buffer_shuffle(items, rng, buffer_size)
     if unit == "words":
-        return iter(minibatch_by_words(shuffled, size=iter(size), tolerance=tolerance,  # type: ignore[arg-type]
+        return iter(minibatch_by_words(shuffled_items, size=iter(size), tolerance=tolerance,  # type: ignore[arg-type]
                                        discard_oversize=discard_oversize))
-    return minibatch(shuffled, size=iter(size))
+    return minibatch(shuffled_items, size=iter(size))
 
 
 def shuffled_minibatches(
@@ -67,7 +71,9 @@ def check_unit(unit: str) -> None:
                          "set unit = \"examples\" or unit = \"words\"")
 
 
-def _buffer_shuffle(items: Iterable[T], rng: random.Random, buffer_size: int) -> Iterator[T]:
+def buffer_shuffle(items: Iterable[T], rng: random.Random, buffer_size: int) -> Iterator[T]:
+    """The items, shuffled through a buffer of `buffer_size`: each read item takes the place of
+    one drawn at random, which is yielded; the last buffer is shuffled whole."""
     buffer: List[T] = []
     for item in items:
         if len(buffer) < buffer_size:

@@ -18,7 +18,7 @@ from spacy.util import fix_random_seed
 from thinc.api import Optimizer
 from tqdm import tqdm
 
-from .batching import DEFAULT_BATCH_SIZE, BatchSize, batch_sizes, check_unit, make_batches
+from .batching import DEFAULT_BATCH_SIZE, BatchSize, batch_sizes, buffer_shuffle, check_unit, make_batches
 from .checkpoint import (Position, RunState, component_bytes, load_checkpoint, load_component_bytes,
                          optimizer_state, random_states, restore_optimizer, save_checkpoint, set_random_states)
 from .errors import UsageError, logger
@@ -123,6 +123,9 @@ class _Data:
     labels: Dict[str, int]
     digest: str
     dev_digest: str
+    # A streamed NerCorpus: one epoch's examples, its records shuffled through the buffer
+    # with the given random source (far lighter to buffer than Examples).
+    stream: Optional[Callable[[random.Random], Iterable[Example]]] = None
 
 
 def train(
@@ -280,6 +283,12 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
         examples: Callable[[], Iterable[Example]] = lambda: items  # noqa: E731
     else:
         examples = lambda: to_examples(nlp, train_data)  # noqa: E731
+    corpus = NerCorpus(train_data) if isinstance(train_data, (str, Path)) else train_data
+    stream = None
+    # (A limit counts the file's first examples: those are shuffled as Examples.)
+    if buffer_size > 0 and isinstance(corpus, NerCorpus) and not corpus.limit:
+        reader = corpus
+        stream = lambda rng: reader.examples(nlp, lambda records: buffer_shuffle(records, rng, buffer_size))  # noqa: E731
     counts: Dict[str, int] = {}
     digest = hashlib.sha256()
     size = 0
@@ -290,8 +299,7 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
         for _, _, label in ents:
             counts[label] = counts.get(label, 0) + 1
     labels = dict(sorted(counts.items(), key=lambda item: -item[1]))
-    corpus = train_data if isinstance(train_data, NerCorpus) else None
-    if corpus is not None:
+    if isinstance(corpus, NerCorpus):
         check_label_filter(corpus, counts=labels)  # names the labels the data has
     if not labels:
         raise UsageError("the training data holds no entities; check the data and the labels filter")
@@ -301,7 +309,8 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
     for eg in dev or []:
         dev_digest.update(repr((eg.reference.text, [(e.start, e.end, e.label_) for e in eg.reference.ents]))
                           .encode("utf8"))
-    return _Data(examples, buffer_size <= 0, size, dev, labels, digest.hexdigest(), dev_digest.hexdigest() if dev else "")
+    return _Data(examples, buffer_size <= 0, size, dev, labels, digest.hexdigest(), dev_digest.hexdigest() if dev else "",
+                 stream)
 
 
 def _kept_labels(nlp: Language, labels: Iterable[str], keep_original: Optional[bool],
@@ -335,8 +344,10 @@ def _plan(nlp: Language, data: _Data, rehearse: Optional[bool], raw: Optional[Ra
             filled = list(plan.fill(data.examples()))
             data.examples = lambda: filled  # noqa: E731
         else:
-            stream = data.examples
-            data.examples = lambda: plan.fill(stream())  # noqa: E731
+            examples, stream = data.examples, data.stream
+            data.examples = lambda: plan.fill(examples())  # noqa: E731
+            if stream is not None:
+                data.stream = lambda rng: plan.fill(stream(rng))  # noqa: E731
     return plan
 
 
@@ -488,13 +499,14 @@ class _Run:
                 silver = [Example(same_tokens(self.nlp.vocab, doc), doc) for doc in docs]
         epoch_start = random_states(self.rng)
         plan = self.plan
-        examples = self.data.examples()
+        stream = self.data.stream
+        examples = stream(self.rng) if stream is not None else self.data.examples()
         if plan is not None and plan.rehearsed and plan.ratio:
             if silver is None:
                 silver = plan.epoch_silver(epoch, self.nlp)
             examples = plan.epoch(examples, silver)
         batches = make_batches(examples, batch_sizes(self.batch_size), self.rng, self.buffer_size,
-                               unit=self.batch_unit)
+                               unit=self.batch_unit, shuffled=stream is not None)
         bar = tqdm(total=self.data.size if self.buffer_size <= 0 else None, unit=" examples",
                    desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress)
         words, start = 0, time.perf_counter()

@@ -168,11 +168,24 @@ class NerCorpus:
             logger.warning("%s (first seen here; the label is kept)", warning)
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
+        return self.examples(nlp)
+
+    def examples(self, nlp: Language,
+                 order: Optional[Callable[[Iterable[Record]], Iterable[Record]]] = None) -> Iterator[Example]:
+        """The corpus's examples, as calling it gives them.
+
+        Args:
+            nlp (Language): the pipeline whose tokenizer and vocab the examples use.
+            order: reorders the records before they become examples, such as a shuffle
+                buffer (batching.buffer_shuffle): a record holds far less than an Example.
+        RETURNS (Iterator[Example]): the examples.
+        """
         log = ChangeLog()
         vocab = nlp.vocab
         max_length = self.max_length
         count = 0
-        for record in self.records(vocab, log):
+        records: Iterable[Record] = self.records(vocab, log)
+        for record in order(records) if order is not None else records:
             words = record.words
             if words is not None:  # the hot path: CoNLL
                 if max_length and len(words) >= max_length:

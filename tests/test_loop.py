@@ -471,3 +471,42 @@ def test_batcher_without_buffer_reads_the_whole_epoch():
 
     first = next(iter(make_batcher(0)(stream())))
     assert len(first) == 4 and consumed == 100
+
+
+def test_streamed_corpus_shuffles_records_before_they_become_examples(ncbi, monkeypatch, tmp_path):
+    """A streamed NerCorpus is shuffled as records (a buffer of raw annotations, not of
+    Examples, which weigh far more): each epoch's examples are made in the shuffled order,
+    every one exactly once."""
+    import spacy_ner_trainer.loop as loop_module
+
+    train_path, _ = ncbi
+    lines = []
+    for eg in NerCorpus(train_path, limit=120)(spacy.blank("en")):
+        spans = [{"start": e.start_char, "end": e.end_char, "label": e.label_} for e in eg.reference.ents]
+        lines.append(json.dumps({"text": eg.reference.text, "spans": spans}))
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf8")
+    texts = [json.loads(line)["text"] for line in lines]
+    buffered = []
+    real = loop_module.buffer_shuffle
+
+    def spy(items, rng, buffer_size):
+        for item in real(items, rng, buffer_size):
+            buffered.append(type(item).__name__)
+            yield item
+
+    monkeypatch.setattr(loop_module, "buffer_shuffle", spy)
+    nlp = spacy.blank("en")
+    seen = []
+    update = nlp.update
+
+    def recording(examples, *args, **kwargs):
+        seen.extend(eg.reference.text for eg in examples)
+        return update(examples, *args, **kwargs)
+
+    nlp.update = recording  # type: ignore[method-assign]
+    train(nlp, NerCorpus(path), n_iter=2, buffer_size=16, seed=0, patience=0)
+    assert len(buffered) == 2 * len(texts) and set(buffered) == {"Record"}
+    first, second = seen[:len(texts)], seen[len(texts):]
+    assert sorted(first) == sorted(texts) and sorted(second) == sorted(texts)
+    assert first != texts and second != first
