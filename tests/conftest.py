@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple
 
 import pytest
-import spacy
 
-from spacy_ner_trainer import NerCorpus
+# spaCy and the package are imported in the fixtures that use them: pytest-xdist's controller
+# loads this file too, and importing spaCy (with torch) there delays the workers' start by
+# seconds for nothing.
 
 # The real corpora live next to the repository, never inside it: <repo>/../shared/data.
 DATA_DIR = Path(__file__).parents[1].parent / "shared" / "data"
@@ -81,6 +82,8 @@ def corpus_path(data_dir):
 @pytest.fixture
 def nlp():
     """A fresh blank "en", for a test that may change it (add a pipe, initialize)."""
+    import spacy
+
     return spacy.blank("en")
 
 
@@ -89,6 +92,8 @@ def reader_nlp():
     """One blank "en" per process, for reading only: building one takes about 0.1 s (the
     tokenizer's exceptions), and reading adds nothing to it but strings and lexemes. Tests
     that change the pipeline take `nlp` instead."""
+    import spacy
+
     return spacy.blank("en")
 
 
@@ -121,6 +126,7 @@ def write_jsonl(write):
 @pytest.fixture
 def read(reader_nlp):
     """read(path, **reader_args) -> the list of Examples NerCorpus.v1 gives for a blank "en"."""
+    from spacy_ner_trainer import NerCorpus
 
     def _read(path, **kwargs):
         return list(NerCorpus(path, **kwargs)(reader_nlp))
