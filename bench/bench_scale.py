@@ -235,6 +235,7 @@ def train_cli(argv: List[str], path: str, offset: Optional[int], checkpoint: str
         rc = 0
     except SystemExit as exit_:
         rc = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    watch.join(1.0)
     words, seconds = checkpoint_progress(Path(checkpoint)) if Path(checkpoint).exists() else (0, 0.0)
     return {"rc": rc, "words": words, "seconds": seconds, **watch.result()}
 
@@ -254,6 +255,7 @@ def train_api(path: str, buffer_size: int, model: Optional[str], rehearse: bool,
                        checkpoint=checkpoint)
     except TrainingInterrupted as interrupted:
         result = interrupted.result
+    watch.join(1.0)  # it notes the loop's end within a poll: train() may return sooner
     return {"rc": 0, "words": result.n_words, "seconds": result.seconds, **watch.result()}
 
 
