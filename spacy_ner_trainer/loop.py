@@ -219,7 +219,7 @@ def train(
     fix_random_seed(seed)
     rng = random.Random(seed)
     data = _read(nlp, train_data, dev_data, buffer_size)
-    kept = _kept_labels(nlp, data.labels, keep_original, rehearse)
+    kept = _kept_labels(nlp, data.labels, keep_original, rehearse, rehearse_data is not None)
     unknown = sorted(set(data.labels) - ner_labels(nlp))  # before the kept ner learns to follow them
     plan = _plan(nlp, data, False if kept else rehearse, rehearse_data, rehearse_ratio, rehearse_distill, seed)
     trained, optimizer, resumed = _prepare(nlp, data, learn_rate, bool(kept))
@@ -314,7 +314,7 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
 
 
 def _kept_labels(nlp: Language, labels: Iterable[str], keep_original: Optional[bool],
-                 rehearse: Optional[bool]) -> List[str]:
+                 rehearse: Optional[bool], raw_texts: bool = False) -> List[str]:
     """The labels the pipeline's ner knows and the data lacks, when that ner is to be kept."""
     if keep_original and rehearse:
         raise UsageError("keep_original (--keep-original) leaves the ner unchanged and rehearse (--rehearse) "
@@ -327,8 +327,10 @@ def _kept_labels(nlp: Language, labels: Iterable[str], keep_original: Optional[b
         return []
     if keep_original is None:
         logger.warning("keeping the ner, which knows %s, unchanged: a copy of it, '%s', learns the data and "
-                       "runs before it (keep_original=False / --no-keep-original trains the ner itself)",
-                       ", ".join(forgotten), NEW_NER)
+                       "runs before it (keep_original=False / --no-keep-original trains the ner itself)%s",
+                       ", ".join(forgotten), NEW_NER,
+                       "; the raw texts only measure retention (rehearse=True / --rehearse rehearses on them)"
+                       if raw_texts else "")
     return forgotten
 
 

@@ -1227,3 +1227,12 @@ def test_new_label_margin_raises_the_bar_for_the_copys_new_labels_only(base_path
     # model-last's weights carry the margin too.
     load_component_bytes(barred, result.last_weights)
     assert label_ents(barred, texts, NEW) == [[] for _ in texts]
+
+
+def test_keep_warning_says_what_raw_texts_do(base_path, caplog):
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 20, set(), seed=23)]
+    with caplog.at_level("WARNING", logger="spacy_ner_trainer"):
+        _, result = fine_tune(base_path, n_iter=1, rehearse_data=raw)
+    said = [r.getMessage() for r in caplog.records if "keeping the ner" in r.getMessage()]
+    assert len(said) == 1 and "only measure retention" in said[0] and "--rehearse" in said[0]
+    assert result.kept == [OLD] and result.rehearsed == [] and result.retention_examples
