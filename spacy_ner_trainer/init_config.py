@@ -173,7 +173,7 @@ def _sourced_config(model: str, notes: List[str], train: Union[str, Path],
         "@callbacks": "spacy.copy_from_base_model.v1", "tokenizer": model, "vocab": model,
     }
     if frozen:
-        notes.append(f"--model {model}: {', '.join(frozen)} sourced and frozen; scores: ner's only")
+        notes.append(f"--model {model}: {', '.join(frozen)} sourced and frozen; only the entity scores count")
     return config, "ner" in nlp.pipe_names
 
 

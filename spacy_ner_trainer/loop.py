@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from spacy.language import Language
 from spacy.tokens import DocBin
@@ -25,9 +25,9 @@ from .errors import UsageError, logger
 from .evaluate import evaluate
 from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, learn_rate_schedule, require, use_gpu, warm_up
 from .labels import check_label_filter, move_table, warn_low_counts
-from .pipeline import NEVER, NEW_NER, component, follow_labels, has_weights, ner_labels, prepare_ner, raise_bar
+from .pipeline import NEVER, NEW_NER, barred, component, follow_labels, ner_labels, prepare_ner
 from .readers import NerCorpus, TrainingData, same_tokens, to_examples
-from .rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO, RawData, RehearsalPlan, plan_rehearsal
+from .rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO, RawData, Rehearsal, RehearsalPlan, plan_rehearsal
 
 # Chosen with bench/bench_defaults.py (README, "Defaults"): dropout 0.2 learns as well as 0.1-0.3
 # and twice as fast as 0.5; 30 epochs cover the recipe's two sentences (18-22 epochs at 0.2) with
@@ -319,8 +319,7 @@ def _kept_labels(nlp: Language, labels: Iterable[str], keep_original: Optional[b
     if keep_original and rehearse:
         raise UsageError("keep_original (--keep-original) leaves the ner unchanged and rehearse (--rehearse) "
                          "trains it: choose one")
-    forgotten = sorted(ner_labels(nlp) - set(labels)) if "ner" in nlp.pipe_names and \
-        has_weights(component(nlp, "ner")) else []
+    forgotten = sorted(Rehearsal(nlp, labels).old_labels)
     if keep_original is False or (keep_original is None and rehearse is not None) or not forgotten:
         if keep_original and not forgotten:
             logger.warning("nothing to keep: the pipeline has no trained ner, or the data has every label it knows")
@@ -559,7 +558,9 @@ class _Run:
         scores = None
         if self.data.dev:
             with self.averaged():
-                scores = evaluate(self.nlp, self.data.dev).scores
+                # Scored as it would be saved (with the kept original's bars, see finish).
+                with barred(component(self.nlp, self.trained[-1]), self.bars):
+                    scores = evaluate(self.nlp, self.data.dev).scores
                 if result.best_score is None or scores["ents_f"] > result.best_score:
                     result.best_epoch, result.best_score = epoch + 1, scores["ents_f"]
                     self.best_weights = component_bytes(self.nlp, self.trained)
@@ -591,6 +592,5 @@ class _Run:
 
     def _raised(self, weights: Dict[str, bytes]) -> Dict[str, bytes]:
         load_component_bytes(self.nlp, weights)
-        for labels, margin in self.bars:
-            raise_bar(component(self.nlp, self.trained[-1]), labels, margin)
-        return component_bytes(self.nlp, self.trained)
+        with barred(component(self.nlp, self.trained[-1]), self.bars):
+            return component_bytes(self.nlp, self.trained)

@@ -1,6 +1,7 @@
 """What a pipeline is made of: the `ner` to train, the layer it listens to, whether it has weights."""
 import copy
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Union
 
 import numpy
 from spacy.language import Language
@@ -70,12 +71,27 @@ def raise_bar(ner: Any, labels: Any, margin: float) -> None:
     upper.set_param("b", bias)
 
 
+@contextmanager
+def barred(ner: Any, bars: Sequence[Tuple[Sequence[str], float]]) -> Iterator[None]:
+    """Within the block, `ner` has raise_bar applied for each (labels, margin) of `bars`;
+    afterwards its bias is exactly what it was."""
+    upper = ner.model.get_ref("upper")
+    saved = upper.get_param("b").copy()
+    for labels, margin in bars:
+        raise_bar(ner, labels, margin)
+    try:
+        yield
+    finally:
+        upper.set_param("b", saved)
+
+
 NEVER = -1e4  # the score of a move a ner only makes where a preset entity forces it
 
 
 def follow_labels(ner: Any, labels: Any) -> None:
-    """Gives a trained `ner` moves for new labels that it never chooses itself, only where an
-    entity set before it (by a copy that learned them, see copy_ner) forces them.
+    """Gives a trained `ner` moves for the labels it does not know that it never chooses
+    itself, only where an entity set before it (by a copy that learned them, see copy_ner)
+    forces them.
 
     Without them, spaCy would add the moves the first time such an entity reached the ner, with
     zero weights, and a zero score beats many a trained move: the original would start finding
@@ -83,17 +99,13 @@ def follow_labels(ner: Any, labels: Any) -> None:
 
     Args:
         ner (Any): the trained ner.
-        labels (Any): the labels to follow.
+        labels (Any): the labels to follow; those it knows are left alone.
     """
-    moves = ner.moves
-    before = moves.n_moves
-    for label in labels:
+    new = [label for label in labels if label not in ner.labels]
+    for label in new:
         ner.add_label(label)
-    upper = ner.model.get_ref("upper")
-    bias = upper.get_param("b").copy()
-    # Moves are appended (their class numbers, unlike move_names, include spaCy's blocking move).
-    bias[before:moves.n_moves] = NEVER
-    upper.set_param("b", bias)
+    # Their I- and L- moves can only follow a B- move, which it then never starts itself.
+    raise_bar(ner, new, -NEVER)
 
 
 def copy_ner(nlp: Language, name: str = "ner", new_name: Optional[str] = None) -> str:
@@ -110,7 +122,11 @@ def copy_ner(nlp: Language, name: str = "ner", new_name: Optional[str] = None) -
         new_name (Optional[str]): the copy's name; None: NEW_NER, or NEW_NER_2, ... when taken.
     RETURNS (str): the copy's name.
     """
-    new_name = new_name or next(n for n in (NEW_NER, *(f"{NEW_NER}_{i}" for i in range(2, 100))) if n not in nlp.component_names)
+    if new_name is None:
+        new_name, number = NEW_NER, 1
+        while new_name in nlp.component_names:
+            number += 1
+            new_name = f"{NEW_NER}_{number}"
     config = copy.deepcopy(dict(nlp.config["components"][name]))
     factory = config.pop("factory")
     nlp.add_pipe(factory, name=new_name, config=config, before=name)
@@ -191,8 +207,7 @@ def follow_labels_v1(
         if copy_name is not None and component(nlp, copy_name) is component(nlp, component_name):
             nlp.remove_pipe(copy_name)
             copy_ner(nlp, component_name, copy_name)
-        ner = component(nlp, component_name)
-        follow_labels(ner, [label for label in names if label not in ner.labels])
+        follow_labels(component(nlp, component_name), names)
         return nlp
 
     return follow

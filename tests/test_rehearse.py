@@ -1052,11 +1052,9 @@ def test_plan_distills_the_same_texts_at_the_same_step(base_path):
     assert not RehearsalPlan(spacy.load(base_path), [NEW], (), None).distills
 
 
-def test_rehearsal_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
-    """Interrupted inside the second epoch and resumed, rehearsal (fill, silver examples drawn
-    by epoch, distillation drawn by step) ends with the model an uninterrupted run ends with."""
-    raw = [text for text, _ in make_data(BASE_TEMPLATES, 30, set(), seed=19)]
-    kwargs = dict(n_iter=2, seed=3, rehearse=True, rehearse_data=raw, rehearse_ratio=0.5, patience=0, learn_rate=0.003)
+def whole_and_resumed(base_path: Path, tmp_path: Path, cut_after: int, **kwargs) -> Tuple[Language, Language]:
+    """The base fine-tuned on NEW_DATA uninterrupted, and the same run stopped by SIGINT after
+    `cut_after` updates (inside an epoch) and resumed from its checkpoint."""
     whole = spacy.load(base_path)
     train(whole, NEW_DATA, checkpoint=tmp_path / "whole", **kwargs)
     nlp = spacy.load(base_path)
@@ -1065,7 +1063,7 @@ def test_rehearsal_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
     def interrupting(*args, **kw):
         out = update(*args, **kw)
         updates.append(1)
-        if len(updates) == 16:  # inside the second epoch
+        if len(updates) == cut_after:
             os.kill(os.getpid(), signal.SIGINT)
         return out
 
@@ -1074,6 +1072,15 @@ def test_rehearsal_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
         train(nlp, NEW_DATA, checkpoint=tmp_path / "cut", **kwargs)
     resumed = spacy.load(base_path)
     train(resumed, NEW_DATA, checkpoint=tmp_path / "cut", resume=True, **kwargs)
+    return whole, resumed
+
+
+def test_rehearsal_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
+    """Interrupted inside the second epoch and resumed, rehearsal (fill, silver examples drawn
+    by epoch, distillation drawn by step) ends with the model an uninterrupted run ends with."""
+    raw = [text for text, _ in make_data(BASE_TEMPLATES, 30, set(), seed=19)]
+    whole, resumed = whole_and_resumed(base_path, tmp_path, 16, n_iter=2, seed=3, rehearse=True, rehearse_data=raw,
+                                       rehearse_ratio=0.5, patience=0, learn_rate=0.003)
     assert resumed.get_pipe("ner").model.to_bytes() == whole.get_pipe("ner").model.to_bytes()
 
 
@@ -1134,6 +1141,9 @@ def test_default_keeps_the_ner_and_trains_a_copy_before_it(base_path, kept, capl
     assert alone(nlp, HELD_TEXTS + NEW_TEXTS, "ner_new") == all_ents(base, HELD_TEXTS + NEW_TEXTS)
     assert set(nlp.get_pipe("ner_new").labels) == {OLD, NEW}
     assert (result.kept, result.trained, result.rehearsed) == ([OLD], "ner_new", [])
+    # The best epoch's dev score is the score of the pipeline as it ships (margin included).
+    shipped = evaluate(nlp, list(to_examples(nlp, NEW_DEV))).scores["ents_f"]
+    assert result.best_score == pytest.approx(shipped)
     assert result.to_dict()["kept"] == [OLD]
     with caplog.at_level("WARNING", logger="spacy_ner_trainer"):
         fine_tune(base_path, n_iter=1)
@@ -1191,24 +1201,7 @@ def test_keep_without_old_labels_trains_the_ner(caplog):
 
 
 def test_kept_copy_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
-    kwargs = dict(n_iter=2, seed=3, patience=0)
-    whole = spacy.load(base_path)
-    train(whole, NEW_DATA, checkpoint=tmp_path / "whole", **kwargs)
-    nlp = spacy.load(base_path)
-    update, updates = nlp.update, []
-
-    def interrupting(*args, **kw):
-        out = update(*args, **kw)
-        updates.append(1)
-        if len(updates) == 12:
-            os.kill(os.getpid(), signal.SIGINT)
-        return out
-
-    nlp.update = interrupting  # type: ignore[method-assign]
-    with pytest.raises(TrainingInterrupted):
-        train(nlp, NEW_DATA, checkpoint=tmp_path / "cut", **kwargs)
-    resumed = spacy.load(base_path)
-    train(resumed, NEW_DATA, checkpoint=tmp_path / "cut", resume=True, **kwargs)
+    whole, resumed = whole_and_resumed(base_path, tmp_path, 12, n_iter=2, seed=3, patience=0)
     assert resumed.pipe_names == whole.pipe_names
     assert resumed.get_pipe("ner_new").model.to_bytes() == whole.get_pipe("ner_new").model.to_bytes()
     assert alone(resumed, HELD_TEXTS, "ner_new") == all_ents(spacy.load(base_path), HELD_TEXTS)
@@ -1222,6 +1215,8 @@ def test_new_label_margin_raises_the_bar_for_the_copys_new_labels_only(base_path
     assert sum(map(len, label_ents(free, texts, NEW))) >= len(texts) // 2
     barred, result = fine_tune(base_path, new_label_margin=1000.0, dev_data=NEW_DEV)
     assert label_ents(barred, texts, NEW) == [[] for _ in texts]
+    # Dev scores, model-best and meta are those of the barred model, which finds no ANIMAL.
+    assert result.best_score == 0.0 and all(scores["ents_f"] == 0.0 for scores in result.scores)
     # The copy never predicts the original's FRUIT either: the original finds what it finds alone.
     assert all_ents(barred, texts) == all_ents(base, texts)
     # model-last's weights carry the margin too.
