@@ -207,7 +207,8 @@ def train(
     """
     check_settings(dropout=dropout, learn_rate=learn_rate, patience=patience, buffer_size=buffer_size,
                    train_data=train_data, checkpoint=checkpoint, resume=resume,
-                   rehearse_ratio=rehearse_ratio, rehearse_distill=rehearse_distill)
+                   rehearse_ratio=rehearse_ratio, rehearse_distill=rehearse_distill, keep_original=keep_original,
+                   rehearse=rehearse)
     if gpu_id >= 0:
         require(gpu_id)
     if batch_unit is None:
@@ -256,8 +257,12 @@ def train(
 def check_settings(*, dropout: float = DEFAULT_DROPOUT, learn_rate: Optional[float] = None,
                    patience: int = DEFAULT_PATIENCE, buffer_size: int = 0, train_data: Any = None,
                    checkpoint: Any = None, resume: bool = False, rehearse_ratio: float = 0.0,
-                   rehearse_distill: float = 0.0) -> None:
+                   rehearse_distill: float = 0.0, keep_original: Optional[bool] = None,
+                   rehearse: Optional[bool] = None) -> None:
     """Refuse settings that cannot work, before anything changes."""
+    if keep_original and rehearse:
+        raise UsageError("keep_original (--keep-original) leaves the ner unchanged and rehearse (--rehearse) "
+                         "trains it: choose one")
     for name, ratio in (("rehearse_ratio (--rehearse-ratio)", rehearse_ratio),
                         ("rehearse_distill (--rehearse-distill)", rehearse_distill)):
         if ratio < 0:
@@ -316,9 +321,6 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
 def _kept_labels(nlp: Language, labels: Iterable[str], keep_original: Optional[bool],
                  rehearse: Optional[bool], raw_texts: bool = False) -> List[str]:
     """The labels the pipeline's ner knows and the data lacks, when that ner is to be kept."""
-    if keep_original and rehearse:
-        raise UsageError("keep_original (--keep-original) leaves the ner unchanged and rehearse (--rehearse) "
-                         "trains it: choose one")
     forgotten = sorted(Rehearsal(nlp, labels).old_labels)
     if keep_original is False or (keep_original is None and rehearse is not None) or not forgotten:
         if keep_original and not forgotten:

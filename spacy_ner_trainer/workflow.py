@@ -30,7 +30,7 @@ OUTPUT_ENTRIES = (MODEL_BEST, MODEL_LAST, METRICS, CHECKPOINT)
 # Training examples verified after training: a seeded sample, so that a corpus of any size
 # is checked in bounded time and memory. The dev data is scored whole.
 DEFAULT_VERIFY_SAMPLE = 2000
-_SETTINGS = ("dropout", "learn_rate", "patience", "rehearse_ratio", "rehearse_distill")
+_SETTINGS = ("dropout", "learn_rate", "patience", "rehearse_ratio", "rehearse_distill", "keep_original", "rehearse")
 # Training files larger than this are streamed through a shuffle buffer instead of being held
 # in memory (bench/bench_scale.py): a parsed example takes several times its bytes on disk.
 STREAM_ABOVE_BYTES = 32 * 1024 * 1024

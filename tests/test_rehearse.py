@@ -775,12 +775,13 @@ def test_cli_rehearse_data_and_ratio(base_path, cli_files, tmp_path):
     assert "Retention" in out
 
 
-@pytest.mark.parametrize("option", ["--rehearse-ratio", "--rehearse-distill"])
-def test_cli_negative_rehearsal_ratio_fails_cleanly(base_path, cli_files, tmp_path, option):
+@pytest.mark.parametrize("args,said", [(["--rehearse-ratio", -1], "negative"), (["--rehearse-distill", -1], "negative"),
+                                       (["--keep-original", "--rehearse"], "choose one")])
+def test_cli_impossible_rehearsal_settings_fail_before_writing(base_path, cli_files, tmp_path, args, said):
     code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
-                             "--rehearse-data", cli_files / "raw.txt", option, -1, "-q", cwd=tmp_path)
+                             "--rehearse-data", cli_files / "raw.txt", *args, "-q", cwd=tmp_path)
     assert code == 2, out + err
-    assert option in out + err and "negative" in out + err
+    assert str(args[0]) in out + err and said in out + err
     assert not (tmp_path / "out").exists()
 
 
