@@ -11,8 +11,8 @@ On wnut17, ncbi-disease and bc5cdr (train, dev, test from ../shared/data), per s
 
 N is set once per corpus so that ours uses no more CPU seconds than spacy train: a calibration
 run (seed 0, no epoch limit) is watched, and N is the number of epochs it finished within the
-median CPU seconds of the spacy train runs, less one (left for saving and verifying), and one
-less again while ours' seed-0 run still takes more CPU seconds than that median. Every run
+median CPU seconds of the spacy train runs, then one less while ours' seed-0 run (which also
+saves and verifies) takes more CPU seconds than that median. Every run
 is a fresh process (bench/harness.py); CPU seconds are the process's user + sys, start to exit.
 Test P/R/F (%, medians over seeds) on the test file, scored the same way for every model.
 
@@ -44,7 +44,7 @@ def ours(train: Path, dev: Path, out: Path, n_iter: int, seed: int) -> List[Any]
 
 
 def calibrate(train: Path, dev: Path, out: Path, budget: float, core: Optional[int]) -> int:
-    """Epochs of ours that fit in `budget` CPU seconds, less one; from a watched seed-0 run."""
+    """Epochs of ours that finish within `budget` CPU seconds; from a watched seed-0 run."""
     running = start(ours(train, dev, out, 10_000, 0), core=core)
     ends: List[float] = []
     metrics = out / "metrics.jsonl"
@@ -61,7 +61,7 @@ def calibrate(train: Path, dev: Path, out: Path, budget: float, core: Optional[i
     if len(ends) >= 2 and ends[-1] <= budget:  # it stopped by itself (patience): extrapolate
         step = (ends[-1] - ends[0]) / (len(ends) - 1)
         ends += [ends[-1] + step * i for i in range(1, int((budget - ends[-1]) / step) + 2)]
-    return max(1, sum(cpu <= budget for cpu in ends) - 1)
+    return max(1, sum(cpu <= budget for cpu in ends))
 
 
 def bench_corpus(name: str, args: argparse.Namespace, work: Path, res: Results) -> None:

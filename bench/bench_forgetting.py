@@ -37,11 +37,22 @@ run has naive, silver, distill and final defaults, --rows all every row):
   distill + silver    silver, lr 3e-4, and with every batch as many raw texts distilled
   distill             fill and distillation (ratio 1.0), no silver examples, lr 3e-4
   distill x2          the same, two raw texts distilled per training example
-  keep, margin 0      keep_original=True, new_label_margin=0: the ner is left unchanged and a copy
-                      of it, placed before it, learns the new labels (naive fine-tuning of the
-                      copy: its new-label entities are naive fine-tuning's)
+  keep, margin 0      keep_original=True, new_label_margin=0, original_margin=inf: the ner is left
+                      unchanged and a copy of it, placed before it, learns the new labels (naive
+                      fine-tuning of the copy: its new-label entities are naive fine-tuning's)
+  keep, margin 1      the same with new_label_margin=1.0 (the copy's new-label entities need a
+                      margin): the previous session's defaults
   final defaults      train(nlp, data, rehearse_data=texts): whatever train() does by default
-                      (the ner kept, the copy's new-label entities need NEW_LABEL_MARGIN)
+                      (the ner kept; the copy's new-label entities need NEW_LABEL_MARGIN, and a
+                      second copy of the original, ner_confident, first sets the entities the
+                      original is sure of, by a margin calibrated on the training sentences:
+                      the smallest whose entities overlap at most CONFIDENT_OVERLAP of theirs)
+
+CONFIDENT_OVERLAP is chosen on dev texts, never the test sets (--sweep, on by default): for
+each final-defaults model, ner_confident is rebuilt at the margin calibrated for each share of
+--sweep (training has no dev data, so the copy's weights do not depend on it) and scored on
+the 1,009 WNUT-17 dev tweets, the first 1,000 BC5CDR dev sentences and the new labels' dev
+split; a second table shows the medians and the margins.
 
 Distillation (rehearse.distill, through RehearsalPlan.distill): on raw texts, the student's
 distribution over the moves the original knows is pulled toward the original's. Where train()
@@ -57,7 +68,7 @@ than 1.0 point below naive fine-tuning.
 
 Run
 ---
-    python bench/bench_forgetting.py                   # four rows (one core, about 30 min)
+    python bench/bench_forgetting.py                   # four rows and the sweep (one core, about 50 min)
     python bench/bench_forgetting.py --rows all        # every row (about 65 min)
     python bench/bench_forgetting.py --quick           # smoke run: 1 seed, 2 epochs, small sets
     python bench/bench_forgetting.py --sets ncbi --seeds 1 --rows naive,distill --epochs 6
@@ -68,6 +79,7 @@ installed in site-packages.
 import argparse
 import importlib
 import inspect
+import math
 import random
 import subprocess
 import sys
@@ -83,7 +95,8 @@ from spacy.training import Example
 from harness import DATA, Results, check, revision
 from spacy_ner_trainer import NerCorpus, train
 from spacy_ner_trainer.evaluate import predict
-from spacy_ner_trainer.pipeline import ner_labels
+from spacy_ner_trainer.confident import CONFIDENT_OVERLAP, add_confident_pass
+from spacy_ner_trainer.pipeline import CONFIDENT_NER, ner_labels
 from spacy_ner_trainer.readers import same_tokens
 from spacy_ner_trainer.rehearse import RehearsalPlan
 
@@ -105,13 +118,16 @@ ROWS: Dict[str, Tuple[Dict[str, Any], bool, float]] = {
     "distill + silver": ({"rehearse": True, "rehearse_ratio": 1.0, "learn_rate": FINE_TUNE_LEARN_RATE}, True, 1.0),
     "distill": ({"rehearse": True, "learn_rate": FINE_TUNE_LEARN_RATE}, False, 1.0),
     "distill x2": ({"rehearse": True, "learn_rate": FINE_TUNE_LEARN_RATE}, False, 2.0),
-    "keep, margin 0": ({"keep_original": True, "new_label_margin": 0.0}, False, 0.0),
+    "keep, margin 0": ({"keep_original": True, "new_label_margin": 0.0, "original_margin": math.inf}, False, 0.0),
+    "keep, margin 1": ({"keep_original": True, "new_label_margin": 1.0, "original_margin": math.inf}, False, 0.0),
     "final defaults": ({}, True, 0.0),
 }
 ROW_KEYS = {"naive": "naive", "issue": "issue defaults", "silver": "silver, lr 3e-4", "fill": "fill only",
             "both": "distill + silver",
-            "distill": "distill", "distill2": "distill x2", "keep": "keep, margin 0", "final": "final defaults"}
-DEFAULT_ROWS = "naive,distill,keep,final"  # about 30 minutes; "all" adds the other measurements
+            "distill": "distill", "distill2": "distill x2", "keep": "keep, margin 0", "keep1": "keep, margin 1",
+            "final": "final defaults"}
+DEFAULT_ROWS = "naive,keep,keep1,final"  # about 50 minutes with the sweep; "all" adds the other measurements
+DEFAULT_SWEEP = "0.01,0.02,0.03,0.04,0.06,0"  # overlaps tried on the dev texts (0: no confident pass)
 NOT_NER = ["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"]  # ner has its own tok2vec
 
 
@@ -142,13 +158,16 @@ def f_score(predicted: Iterable[Doc], gold: Iterable[Doc]) -> float:
 class Scorer:
     """The test texts, the base's old-label entities on them, and one model's scores."""
 
-    def __init__(self, base: Language, limit: int):
+    FILES = {"test": ("emerging.test.annotated", "test.tsv"), "dev": ("emerging.dev.conll", "devel.tsv")}
+
+    def __init__(self, base: Language, limit: int, split: str = "test"):
         self.old = ner_labels(base)
         blank = spacy.blank("en")
+        tweets, other = self.FILES[split]
         self.texts = {
-            "wnut": list(NerCorpus(DATA / "wnut17" / "emerging.test.annotated", limit=limit)(blank)),
-            "bc5": list(NerCorpus(DATA / "bc5cdr" / "test.tsv", limit=limit or N_BC5_TEST)(blank)),
-            "ncbi": list(NerCorpus(DATA / "ncbi-disease" / "test.tsv", limit=limit)(blank)),
+            "wnut": list(NerCorpus(DATA / "wnut17" / tweets, limit=limit)(blank)),
+            "bc5": list(NerCorpus(DATA / "bc5cdr" / other, limit=limit or N_BC5_TEST)(blank)),
+            "ncbi": list(NerCorpus(DATA / "ncbi-disease" / other, limit=limit)(blank)),
         }
         self.base = {name: self.old_ents(base, name) for name in ("wnut", "bc5")}
 
@@ -209,7 +228,30 @@ def loop_distills() -> bool:
     return "rehearse_distill" in names
 
 
-def run(row: str, new_set: str, seed: int, epochs: int, scorer: Scorer, limit: int) -> Dict[str, float]:
+def with_overlap(nlp: Language, kept: Sequence[str], examples: List[Example], overlap: float) -> float:
+    """Rebuilds `nlp`'s ner_confident calibrated for `overlap` (0: none); its margin (inf: none)."""
+    if CONFIDENT_NER in nlp.pipe_names:
+        nlp.remove_pipe(CONFIDENT_NER)
+    if not overlap:
+        return math.inf
+    margin = add_confident_pass(nlp, kept, "ner_new", examples, max_overlap=overlap)
+    return math.inf if margin is None else margin
+
+
+def sweep(nlp: Language, kept: Sequence[str], examples: List[Example], new_set: str, seed: int,
+          overlaps: Sequence[float], dev: Scorer, res: Results) -> None:
+    """CONFIDENT_OVERLAP's table, on the dev texts; ends with nlp as it was trained."""
+    _, new = SETS[new_set]
+    for overlap in overlaps:
+        margin = with_overlap(nlp, kept, examples, overlap)
+        scores = dev.score(nlp, new, "ncbi" if new_set == "ncbi" else "bc5")
+        res.add(f"overlap <= {overlap:g}" if overlap else "no confident pass", group=new_set, pair=seed,
+                **scores, margin=margin)
+    with_overlap(nlp, kept, examples, CONFIDENT_OVERLAP)
+
+
+def run(row: str, new_set: str, seed: int, epochs: int, scorer: Scorer, limit: int,
+        sweep_to: Optional[Tuple[Sequence[float], Scorer, Results]] = None) -> Dict[str, float]:
     folder, new = SETS[new_set]
     kwargs, silver, distill_ratio = ROWS[row]
     nlp = load_base()
@@ -224,6 +266,8 @@ def run(row: str, new_set: str, seed: int, epochs: int, scorer: Scorer, limit: i
         distilling(nlp, new, raw, distill_ratio, seed)
     result = train(nlp, examples, n_iter=epochs, seed=seed, rehearse_data=rehearse_data, **kwargs)
     scores = scorer.score(nlp, new, "ncbi" if new_set == "ncbi" else "bc5")
+    if sweep_to is not None and row == "final defaults":
+        sweep(nlp, result.kept, examples, new_set, seed, *sweep_to)
     return {**scores, "epochs": len(result.epochs), "train s": result.seconds}
 
 
@@ -254,11 +298,13 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3, help="seeds a row (medians)")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="fine-tuning epochs, every row")
     parser.add_argument("--limit", type=int, default=0, help="sentences a sample and test set (0: the full sizes)")
+    parser.add_argument("--sweep", default=DEFAULT_SWEEP, help="overlaps tried on the dev texts, 0: no pass ('': no sweep)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 2 epochs, --limit 60")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.limit = 1, 2, args.limit or 60
     args.sets = [s for s in args.sets.split(",") if s]
+    args.sweep = [float(m) for m in args.sweep.split(",") if m]
     args.rows = list(ROWS) if args.rows == "all" else [ROW_KEYS.get(r, r) for r in args.rows.split(",") if r]
     unknown = [s for s in args.sets if s not in SETS] + [r for r in args.rows if r not in ROWS]
     if unknown:
@@ -279,15 +325,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"sentences and {N_RAW if not args.limit else 2 * args.limit} raw texts a set", flush=True)
     scorer = Scorer(base, args.limit)
     res = Results(row_label="rows")
+    swept = Results(row_label="on dev texts")
+    sweep_to = (args.sweep, Scorer(base, args.limit, "dev"), swept) if args.sweep else None
     for new_set in args.sets:
         for seed in range(args.seeds):
             for row in args.rows:
                 log(f"{new_set} seed {seed}: {row}")
-                scores = run(row, new_set, seed, args.epochs, scorer, args.limit)
+                scores = run(row, new_set, seed, args.epochs, scorer, args.limit, sweep_to)
                 log("  " + ", ".join(f"{k} {v:.1f}" for k, v in scores.items()))
                 res.add(row, group=new_set, pair=seed, **scores)
     print()
     res.print({"agree WNUT": ".1f", "agree BC5": ".1f", "new F": ".1f", "epochs": ".0f", "train s": ".0f"})
+    if args.sweep:
+        print(f"\nThe confident pass's overlap on dev texts (final defaults' models, ner_confident rebuilt at the "
+              f"margin calibrated for it; default {CONFIDENT_OVERLAP:g})\n")
+        swept.print({"agree WNUT": ".1f", "agree BC5": ".1f", "new F": ".1f", "margin": "g"})
     ok = check_targets(res, args.sets)
     print(f"\n{'PASS' if ok else 'FAIL'}: targets; whole run {time.perf_counter() - start:.0f} s")
     return 0

@@ -1,12 +1,14 @@
 """A complete `spacy train` config that uses this package's reader, labels, batcher and callback."""
 import importlib.util
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy
 import spacy
 from spacy.cli.init_config import init_config
+from spacy.language import Language
 from thinc.api import Config
 
 from .batching import DEFAULT_BUFFER_SIZE
@@ -14,7 +16,8 @@ from .errors import UsageError
 from .gpu import GPU_BATCH_SIZE, TRANSFORMER_LEARN_RATE, TRANSFORMER_WARMUP_STEPS
 from .loop import DEFAULT_DROPOUT, FINE_TUNE_LEARN_RATE
 from .labels import count_labels
-from .pipeline import NEW_NER, has_weights, listened_by, ner_labels, numpy_breaks_transformer_training
+from .confident import calibrate
+from .pipeline import CONFIDENT_NER, NEW_NER, has_weights, listened_by, ner_labels, numpy_breaks_transformer_training
 from .readers import NerCorpus
 
 # --gpu without --transformer. Hub models whose sizes are their architecture's defaults, so
@@ -127,6 +130,7 @@ def _sourced_config(model: str, notes: List[str], train: Union[str, Path],
                     keep_original: Optional[bool]) -> Tuple[Config, bool]:
     """The config sourcing every component of `model`, and whether it has an `ner` already."""
     nlp = spacy.load(model)
+    listened = listened_by(nlp, "ner")  # (before the calibration gives ner its own copy)
     config = init_config(lang=str(nlp.lang), pipeline=["ner"], optimize="efficiency")
     pipeline = list(nlp.pipe_names)
     components: Dict[str, Any] = {name: {"source": model} for name in pipeline}
@@ -144,8 +148,15 @@ def _sourced_config(model: str, notes: List[str], train: Union[str, Path],
             }
             notes.append(f"--model {model}: its ner is kept unchanged (frozen); '{NEW_NER}', a copy of it placed "
                          "before it, learns the data (--no-keep-original fine-tunes the ner itself)")
+            margin = _confident_margin(nlp, train)
+            if margin is not None:
+                pipeline.insert(pipeline.index(NEW_NER), CONFIDENT_NER)
+                components[CONFIDENT_NER] = {"source": model, "component": "ner"}
+                config["initialize"]["after_init"].update({"confident_name": CONFIDENT_NER, "confident_margin": margin})
+                notes.append(f"--model {model}: '{CONFIDENT_NER}', another copy, sets the entities the original is "
+                             f"sure of by a margin of {margin:g} (calibrated on {train}) before '{NEW_NER}' runs")
     if "ner" in pipeline:
-        if listened_by(nlp, "ner"):
+        if listened:
             # ner gets its own copy of the shared layer: training it leaves the others alone
             # (a kept ner too: its copy, made from it, is then independent as well).
             components["ner"]["replace_listeners"] = ["model.tok2vec"]
@@ -167,7 +178,8 @@ def _sourced_config(model: str, notes: List[str], train: Union[str, Path],
     # SCORE is ner's F (the others' weights are null, so spaCy neither shows nor weighs them).
     weights: Dict[str, Optional[float]] = {}
     for name in frozen:
-        weights.update(dict.fromkeys(nlp.get_pipe_meta(name).default_score_weights or {}))
+        if name in nlp.pipe_names:  # the kept ner's confident pass scores as the ner does
+            weights.update(dict.fromkeys(nlp.get_pipe_meta(name).default_score_weights or {}))
     config["training"]["score_weights"] = {**weights, **NER_SCORE_WEIGHTS}
     config["initialize"]["before_init"] = {
         "@callbacks": "spacy.copy_from_base_model.v1", "tokenizer": model, "vocab": model,
@@ -175,6 +187,17 @@ def _sourced_config(model: str, notes: List[str], train: Union[str, Path],
     if frozen:
         notes.append(f"--model {model}: {', '.join(frozen)} sourced and frozen; only the entity scores count")
     return config, "ner" in nlp.pipe_names
+
+
+def _confident_margin(nlp: Language, train: Union[str, Path]) -> Optional[float]:
+    """The kept ner's confident-pass margin, calibrated on the training data as train() does;
+    None when no margin fits (no pass)."""
+    kept = sorted(ner_labels(nlp) - set(count_labels(NerCorpus(train))))
+    upstream = listened_by(nlp, "ner")
+    if upstream is not None:  # (this loaded copy only) the ner runs alone
+        nlp.replace_listeners(upstream, "ner", ["model.tok2vec"])
+    margin = calibrate(nlp.get_pipe("ner"), kept, NerCorpus(train)(nlp))
+    return margin if math.isfinite(margin) else None
 
 
 def _transformer_config(lang: str, transformer: str, notes: List[str]) -> Config:

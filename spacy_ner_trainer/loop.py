@@ -1,6 +1,7 @@
 """The recipe's training loop: `ner` only, shuffled compounding minibatches through `nlp.update`,
 the best epoch kept, checkpoints that resume exactly."""
 import hashlib
+import math
 import random
 import signal
 import threading
@@ -14,7 +15,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 from spacy.language import Language
 from spacy.tokens import DocBin
 from spacy.training import Example
-from spacy.util import fix_random_seed
+from spacy.util import fix_random_seed, registry
 from thinc.api import Optimizer
 from tqdm import tqdm
 
@@ -25,7 +26,8 @@ from .errors import UsageError, logger
 from .evaluate import evaluate
 from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, learn_rate_schedule, require, use_gpu, warm_up
 from .labels import check_label_filter, move_table, warn_low_counts
-from .pipeline import NEVER, NEW_NER, barred, component, follow_labels, ner_labels, prepare_ner
+from .confident import add_confident_pass
+from .pipeline import CONFIDENT_NER, NEVER, NEW_NER, barred, component, follow_labels, ner_labels, prepare_ner
 from .readers import NerCorpus, TrainingData, same_tokens, to_examples
 from .rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO, RawData, Rehearsal, RehearsalPlan, plan_rehearsal
 
@@ -34,6 +36,10 @@ from .rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO, RawData, Rehearsal, 
 # a margin, and the corpus curves level off by epochs 10-15.
 DEFAULT_N_ITER = 30
 DEFAULT_DROPOUT = 0.2
+# Moving averages of the weights (thinc's use_averages), scored and saved instead of the weights:
+# off by default until bench/bench_best.py supports it (README, "Benchmarks": a one-seed screen
+# gained 0.7-0.8 F on BC5CDR and NCBI-disease and lost on WNUT-17 over three seeds).
+DEFAULT_AVERAGE = False
 # Epochs without a dev improvement before stopping; 0 never stops early (bench_defaults.py).
 DEFAULT_PATIENCE = 5
 # Batches in words on the CPU: the compounding schedule of spaCy's `init config` batcher.
@@ -65,6 +71,8 @@ class TrainResult:
     rehearsed: List[str] = field(default_factory=list)  # the old labels rehearsed
     kept: List[str] = field(default_factory=list)  # the old labels of the ner left unchanged
     trained: str = "ner"  # the ner component trained: "ner", or its copy (keep_original)
+    confident: Optional[str] = None  # the kept original's confident pass, run first (keep_original)
+    confident_margin: Optional[float] = None  # its margin (given, or calibrated on the training data)
     # The original pipeline's predictions on held-back text, for verify(retention=...).
     retention_examples: List[Example] = field(default_factory=list, repr=False)
     # Trained components' bytes at the last epoch (the pipeline holds the best one's).
@@ -89,6 +97,8 @@ class TrainResult:
             "rehearsed": self.rehearsed,
             "kept": self.kept,
             "trained": self.trained,
+            "confident": self.confident,
+            "confident_margin": self.confident_margin,
         }
 
 
@@ -138,6 +148,7 @@ def train(
     batch_size: Optional[BatchSize] = None,
     batch_unit: Optional[str] = None,
     learn_rate: Optional[float] = None,
+    average: Optional[bool] = None,
     seed: int = 0,
     buffer_size: int = 0,
     patience: int = DEFAULT_PATIENCE,
@@ -148,6 +159,7 @@ def train(
     progress: bool = False,
     keep_original: Optional[bool] = None,
     new_label_margin: float = NEW_LABEL_MARGIN,
+    original_margin: Optional[float] = None,
     rehearse: Optional[bool] = None,
     rehearse_data: Optional[RawData] = None,
     rehearse_ratio: float = DEFAULT_RATIO,
@@ -171,6 +183,9 @@ def train(
         learn_rate (Optional[float]): the optimizer's learning rate; None keeps Adam's 0.001
             for a new ner and uses FINE_TUNE_LEARN_RATE for a trained one; on a GPU it is
             warmed up (gpu.learn_rate_schedule) to GPU_LEARN_RATE.
+        average (Optional[bool]): keep moving averages of the weights (thinc's use_averages)
+            and score and save those; None: DEFAULT_AVERAGE (off) for a new ner, off for a
+            trained one.
         seed (int): seeds the shuffle and the weights: the same data and seed give the same model.
         buffer_size (int): shuffle buffer for corpora too large for memory; 0 holds each epoch
             in memory and shuffles it whole.
@@ -193,6 +208,12 @@ def train(
             (pipeline.raise_bar, applied to the saved weights after training), so that text
             unlike the training data keeps more of the original's entities. The copy never
             starts an entity of a label only the original knows.
+        original_margin (Optional[float]): with the original kept: a second copy of it,
+            CONFIDENT_NER, runs before the one that learns and sets the original's entities
+            whose start wins by this margin (confident.confident_first); the learning copy and
+            the original take the rest. None (default): calibrated on the training data, the
+            smallest margin at which those entities overlap at most CONFIDENT_OVERLAP of its
+            entities (confident.calibrate); math.inf: no such pass.
         rehearse (Optional[bool]): train the `ner` itself and rehearse the labels it knows and
             the data lacks (see rehearse.py); None rehearses whenever there are such labels and
             the original is not kept.
@@ -208,7 +229,7 @@ def train(
     check_settings(dropout=dropout, learn_rate=learn_rate, patience=patience, buffer_size=buffer_size,
                    train_data=train_data, checkpoint=checkpoint, resume=resume,
                    rehearse_ratio=rehearse_ratio, rehearse_distill=rehearse_distill, keep_original=keep_original,
-                   rehearse=rehearse)
+                   rehearse=rehearse, new_label_margin=new_label_margin, original_margin=original_margin)
     if gpu_id >= 0:
         require(gpu_id)
     if batch_unit is None:
@@ -220,22 +241,30 @@ def train(
     fix_random_seed(seed)
     rng = random.Random(seed)
     data = _read(nlp, train_data, dev_data, buffer_size)
-    kept = _kept_labels(nlp, data.labels, keep_original, rehearse, rehearse_data is not None)
+    kept = _kept_labels(nlp, data.labels, keep_original, rehearse, rehearse_data is not None,
+                        original_margin is None or math.isfinite(original_margin))
     unknown = sorted(set(data.labels) - ner_labels(nlp))  # before the kept ner learns to follow them
     plan = _plan(nlp, data, False if kept else rehearse, rehearse_data, rehearse_ratio, rehearse_distill, seed)
-    trained, optimizer, resumed = _prepare(nlp, data, learn_rate, bool(kept))
+    trained, optimizer, resumed = _prepare(nlp, data, learn_rate, bool(kept), average)
+    confident, confident_margin = None, None
+    if kept:
+        name = _free_name(nlp, CONFIDENT_NER)
+        confident_margin = add_confident_pass(nlp, kept, trained[-1], data.examples(), original_margin, name)
+        confident = name if confident_margin is not None else None
     if gpu_id >= 0:
         use_gpu(nlp, gpu_id)
         if learn_rate is None and not resumed:
             warm_up(optimizer, learn_rate_schedule())
     result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=plan.rehearsed if plan else [],
-                         retention_examples=plan.retention if plan else [], kept=kept, trained=trained[-1])
+                         retention_examples=plan.retention if plan else [], kept=kept, trained=trained[-1],
+                         confident=confident, confident_margin=confident_margin)
     fingerprint = {
         "data": data.digest, "dev": data.dev_digest, "labels": data.labels, "n_iter": n_iter,
         "dropout": dropout, "batch_size": repr(batch_size), "batch_unit": batch_unit, "learn_rate": optimizer.learn_rate, "seed": seed,
+        "average": optimizer.averages is not None,
         "buffer_size": buffer_size, "patience": patience, "pipeline": nlp.pipe_names,
         "rehearsed": result.rehearsed, "rehearse_ratio": rehearse_ratio, "rehearse_distill": rehearse_distill,
-        "kept": kept,
+        "kept": kept, "new_label_margin": new_label_margin, "original_margin": original_margin,
     }
     # Floats as their repr: JSON would round them, and a resumed run must match exactly.
     fingerprint = {k: repr(v) if isinstance(v, float) else v for k, v in fingerprint.items()}
@@ -246,6 +275,7 @@ def train(
         # entity of a kept label (naive training taught it they are not entities, so they
         # would only be its mistakes, forced on the original).
         run.bars = [(kept, -NEVER), (unknown, new_label_margin)]
+        run.scored = [name for name in (confident, "ner") if name is not None]
     if resume:
         run.restore()
     with nlp.select_pipes(enable=trained), _stop_signals(run.checkpoint is not None) as stop:
@@ -258,8 +288,14 @@ def check_settings(*, dropout: float = DEFAULT_DROPOUT, learn_rate: Optional[flo
                    patience: int = DEFAULT_PATIENCE, buffer_size: int = 0, train_data: Any = None,
                    checkpoint: Any = None, resume: bool = False, rehearse_ratio: float = 0.0,
                    rehearse_distill: float = 0.0, keep_original: Optional[bool] = None,
-                   rehearse: Optional[bool] = None) -> None:
+                   rehearse: Optional[bool] = None, new_label_margin: float = NEW_LABEL_MARGIN,
+                   original_margin: Optional[float] = None) -> None:
     """Refuse settings that cannot work, before anything changes."""
+    for name, margin in (("new_label_margin (--new-label-margin)", new_label_margin),
+                         ("original_margin (--original-margin)", original_margin)):
+        if margin is not None and not margin >= 0:  # NaN too
+            raise UsageError(f"{name} {margin} is not a margin: use 0 or more (inf: the original never goes first)"
+                             if "original" in name else f"{name} {margin} is not a margin: use 0 (none) or more")
     if keep_original and rehearse:
         raise UsageError("keep_original (--keep-original) leaves the ner unchanged and rehearse (--rehearse) "
                          "trains it: choose one")
@@ -318,8 +354,17 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
                  stream)
 
 
+def _free_name(nlp: Language, name: str) -> str:
+    """`name`, or name_2, name_3, ... when the pipeline has it (a pipeline fine-tuned before)."""
+    free, number = name, 1
+    while free in nlp.component_names:
+        number += 1
+        free = f"{name}_{number}"
+    return free
+
+
 def _kept_labels(nlp: Language, labels: Iterable[str], keep_original: Optional[bool],
-                 rehearse: Optional[bool], raw_texts: bool = False) -> List[str]:
+                 rehearse: Optional[bool], raw_texts: bool = False, confident: bool = False) -> List[str]:
     """The labels the pipeline's ner knows and the data lacks, when that ner is to be kept."""
     forgotten = sorted(Rehearsal(nlp, labels).old_labels)
     if keep_original is False or (keep_original is None and rehearse is not None) or not forgotten:
@@ -328,8 +373,9 @@ def _kept_labels(nlp: Language, labels: Iterable[str], keep_original: Optional[b
         return []
     if keep_original is None:
         logger.warning("keeping the ner, which knows %s, unchanged: a copy of it, '%s', learns the data and "
-                       "runs before it (keep_original=False / --no-keep-original trains the ner itself)%s",
+                       "runs before it%s (keep_original=False / --no-keep-original trains the ner itself)%s",
                        ", ".join(forgotten), NEW_NER,
+                       f", after '{CONFIDENT_NER}', which sets the entities the original is sure of" if confident else "",
                        "; the raw texts only measure retention (rehearse=True / --rehearse rehearses on them)"
                        if raw_texts else "")
     return forgotten
@@ -354,7 +400,8 @@ def _plan(nlp: Language, data: _Data, rehearse: Optional[bool], raw: Optional[Ra
     return plan
 
 
-def _prepare(nlp: Language, data: _Data, learn_rate: Optional[float], keep_original: bool) -> tuple:
+def _prepare(nlp: Language, data: _Data, learn_rate: Optional[float], keep_original: bool,
+             average: Optional[bool] = None) -> tuple:
     """The components to train, their optimizer, and whether `ner` resumes from weights."""
     ner, resumed, trained = prepare_ner(nlp, keep_original)
     sample = lambda: islice(data.examples(), 100)  # noqa: E731
@@ -373,6 +420,11 @@ def _prepare(nlp: Language, data: _Data, learn_rate: Optional[float], keep_origi
         else:
             ner.initialize(sample, nlp=nlp, labels=move_table(data.labels))
             optimizer = nlp.create_optimizer()
+    if average is None:
+        average = not resumed and DEFAULT_AVERAGE
+    if average != (optimizer.averages is not None):
+        settings = {**nlp.config["training"]["optimizer"], "use_averages": average}
+        optimizer = registry.resolve({"optimizer": settings})["optimizer"]
     if learn_rate is not None:
         optimizer.learn_rate = learn_rate
     elif resumed:
@@ -418,6 +470,7 @@ class _Run:
         self.checkpoint, self.fingerprint = checkpoint, fingerprint
         self.on_epoch, self.progress = on_epoch, progress
         self.bars: List[Tuple[List[str], float]] = []  # (labels, margin) for raise_bar (keep_original)
+        self.scored: List[str] = []  # untrained components the saved pipeline runs on the dev data
         self.position = Position()
         self.steps = 0
         self.best_weights: Dict[str, bytes] = {}
@@ -561,7 +614,7 @@ class _Run:
         if self.data.dev:
             with self.averaged():
                 # Scored as it would be saved (with the kept original's bars, see finish).
-                with barred(component(self.nlp, self.trained[-1]), self.bars):
+                with barred(component(self.nlp, self.trained[-1]), self.bars), self._enabled(self.scored):
                     scores = evaluate(self.nlp, self.data.dev).scores
                 if result.best_score is None or scores["ents_f"] > result.best_score:
                     result.best_epoch, result.best_score = epoch + 1, scores["ents_f"]
@@ -581,6 +634,18 @@ class _Run:
         result.epochs.append(row)
         if self.on_epoch is not None:
             self.on_epoch(row)
+
+    @contextmanager
+    def _enabled(self, names: List[str]) -> Iterator[None]:
+        """Within the block, these components run too (training runs only the trained ones)."""
+        disabled = [name for name in names if name in self.nlp.disabled]
+        for name in disabled:
+            self.nlp.enable_pipe(name)
+        try:
+            yield
+        finally:
+            for name in disabled:
+                self.nlp.disable_pipe(name)
 
     def finish(self) -> None:
         """Leave the pipeline with the averaged weights of the best epoch (the last without dev)."""

@@ -21,6 +21,7 @@ def component(nlp: Language, name: str) -> Any:
 
 
 NEW_NER = "ner_new"  # the copy of a trained ner that learns the new labels (keep_original)
+CONFIDENT_NER = "ner_confident"  # the kept ner's confident entities, set before the copy's (confident.py)
 
 
 def prepare_ner(nlp: Language, keep_original: bool = False) -> Tuple[Any, bool, List[str]]:
@@ -108,7 +109,7 @@ def follow_labels(ner: Any, labels: Any) -> None:
     raise_bar(ner, new, -NEVER)
 
 
-def copy_ner(nlp: Language, name: str = "ner", new_name: Optional[str] = None) -> str:
+def copy_ner(nlp: Language, name: str = "ner", new_name: Optional[str] = None, before: Optional[str] = None) -> str:
     """Adds a copy of the trained component `name` (weights and labels) right before it.
 
     The copy's entities come first: a later `ner` keeps the entities already set on a doc (they
@@ -120,6 +121,7 @@ def copy_ner(nlp: Language, name: str = "ner", new_name: Optional[str] = None) -
             gives it its own first).
         name (str): the component to copy.
         new_name (Optional[str]): the copy's name; None: NEW_NER, or NEW_NER_2, ... when taken.
+        before (Optional[str]): the component to place it before; None: `name`.
     RETURNS (str): the copy's name.
     """
     if new_name is None:
@@ -129,7 +131,7 @@ def copy_ner(nlp: Language, name: str = "ner", new_name: Optional[str] = None) -
             new_name = f"{NEW_NER}_{number}"
     config = copy.deepcopy(dict(nlp.config["components"][name]))
     factory = config.pop("factory")
-    nlp.add_pipe(factory, name=new_name, config=config, before=name)
+    nlp.add_pipe(factory, name=new_name, config=config, before=before or name)
     component(nlp, new_name).from_bytes(component(nlp, name).to_bytes(exclude=["vocab"]), exclude=["vocab"])
     return new_name
 
@@ -187,6 +189,8 @@ def follow_labels_v1(
     component_name: str = "ner",
     labels: Union[Sequence[str], Dict[str, Dict[str, int]]] = (),
     copy_name: Optional[str] = None,
+    confident_name: Optional[str] = None,
+    confident_margin: Optional[float] = None,
 ) -> Callable[[Language], Language]:
     """Registered as spacy-ner-trainer.follow_labels.v1, for [initialize.after_init]: the frozen
     original `ner` of a config whose copy learns new labels (init-config --model) gets them as
@@ -198,16 +202,35 @@ def follow_labels_v1(
         copy_name (Optional[str]): the copy, sourced from the same ner. spaCy sources both
             names from one loaded pipeline, as one and the same object, so training the copy
             would train the original: the copy is made a copy here (copy_ner).
+        confident_name (Optional[str]): a third name sourced from the same ner, placed before
+            the copy: made a copy here too, it sets the original's entities it is sure of by
+            `confident_margin` before the copy runs (confident.confident_first).
+        confident_margin (Optional[float]): needed with confident_name (init-config
+            calibrates it on the training data, confident.calibrate).
     RETURNS (Callable[[Language], Language]): the callback.
     """
     names = sorted({label for moves in labels.values() for label in moves if label}) if isinstance(labels, dict) \
         else list(labels)
+    if confident_name is not None and confident_margin is None:
+        raise UsageError(f"follow_labels.v1: confident_name {confident_name!r} needs its confident_margin "
+                         "(python -m spacy_ner_trainer init-config --model writes it)")
+    margin = 0.0 if confident_margin is None else confident_margin
+    # (Imported here: confident.py builds on this module.)
+    from .confident import confident_first
 
     def follow(nlp: Language) -> Language:
-        if copy_name is not None and component(nlp, copy_name) is component(nlp, component_name):
-            nlp.remove_pipe(copy_name)
-            copy_ner(nlp, component_name, copy_name)
-        follow_labels(component(nlp, component_name), names)
+        original = component(nlp, component_name)
+        kept = [label for label in original.labels if label not in set(names)]
+        for name in (copy_name, confident_name):
+            if name is not None and component(nlp, name) is original:
+                # (component_names: spaCy calls this with the frozen components disabled.)
+                before = nlp.component_names[nlp.component_names.index(name) + 1]
+                nlp.remove_pipe(name)
+                copy_ner(nlp, component_name, name, before=before)
+        follow_labels(original, names)
+        if confident_name is not None:
+            follow_labels(component(nlp, confident_name), names)
+            confident_first(component(nlp, confident_name), kept, margin)
         return nlp
 
     return follow

@@ -30,7 +30,8 @@ OUTPUT_ENTRIES = (MODEL_BEST, MODEL_LAST, METRICS, CHECKPOINT)
 # Training examples verified after training: a seeded sample, so that a corpus of any size
 # is checked in bounded time and memory. The dev data is scored whole.
 DEFAULT_VERIFY_SAMPLE = 2000
-_SETTINGS = ("dropout", "learn_rate", "patience", "rehearse_ratio", "rehearse_distill", "keep_original", "rehearse")
+_SETTINGS = ("dropout", "learn_rate", "patience", "rehearse_ratio", "rehearse_distill", "keep_original", "rehearse",
+             "new_label_margin", "original_margin")
 # Training files larger than this are streamed through a shuffle buffer instead of being held
 # in memory (bench/bench_scale.py): a parsed example takes several times its bytes on disk.
 STREAM_ABOVE_BYTES = 32 * 1024 * 1024
@@ -199,7 +200,9 @@ def _set_meta(nlp: Language, result: TrainResult, meta: Optional[Dict[str, Any]]
     else:
         nlp.meta["performance"] = {}
     nlp.meta["spacy_ner_trainer"] = {"base": base, "best_epoch": result.best_epoch, "labels": result.labels,
-                                     "rehearsed": result.rehearsed, "kept": result.kept, "trained": result.trained}
+                                     "rehearsed": result.rehearsed, "kept": result.kept, "trained": result.trained,
+                                     "confident": result.confident,
+                                     "confident_margin": result.confident_margin}
     return nlp.meta
 
 

@@ -255,6 +255,22 @@ def test_learn_rate_sets_the_optimizer_rate(recipe):
 
 
 
+def test_average_keeps_the_moving_averages_of_the_weights(recipe):
+    """average=True: the optimizer's moving averages are what is scored and kept, so the run
+    ends elsewhere than without them; None (the default) is without, for a new ner and a
+    trained one alike."""
+    _, _, path = recipe
+
+    def weights(nlp, **kwargs):
+        train(nlp, ALL_DATA, n_iter=3, seed=0, **kwargs)
+        return nlp.get_pipe("ner").model.to_bytes()
+
+    new = {average: weights(spacy.blank("en"), average=average) for average in (None, True, False)}
+    assert new[None] == new[False] != new[True]
+    resumed = {average: weights(spacy.load(path), average=average) for average in (None, True, False)}
+    assert resumed[None] == resumed[False] != resumed[True]
+
+
 @pytest.mark.parametrize("option,value,message", [("learn_rate", -0.001, "learn rate -0.001 is negative"),
                                                    ("dropout", 1.0, "dropout 1.0 is not a rate"),
                                                    ("dropout", -0.1, "dropout -0.1 is not a rate")])

@@ -6,6 +6,7 @@ left unannotated: fine-tuned naively, the model is taught that fruits are not en
 rehearsed, the base model's own FRUIT predictions fill in the gold first.
 """
 import json
+import math
 import os
 import random
 import re
@@ -673,9 +674,10 @@ def test_init_config_keeps_the_original_by_default_and_spacy_train_runs_it(base_
     train_path = write_jsonl(tmp_path / "train.jsonl", NEW_DATA)
     dev_path = write_jsonl(tmp_path / "dev.jsonl", NEW_DEV)
     config, notes = make_config(train_path, dev_path, model=str(base_path))
-    assert config["nlp"]["pipeline"] == ["ner_new", "ner"]
+    assert config["nlp"]["pipeline"] == ["ner_confident", "ner_new", "ner"]
     assert config["components"]["ner_new"] == {"source": str(base_path), "component": "ner"}
-    assert config["training"]["frozen_components"] == ["ner"]
+    assert config["components"]["ner_confident"] == {"source": str(base_path), "component": "ner"}
+    assert config["training"]["frozen_components"] == ["ner_confident", "ner"]
     assert config["corpora"]["train"]["@readers"] == "spacy-ner-trainer.NerCorpus.v1"
     assert config["initialize"]["after_init"]["@callbacks"] == "spacy-ner-trainer.follow_labels.v1"
     assert any("ner_new" in note and "--no-keep-original" in note for note in notes)
@@ -683,9 +685,14 @@ def test_init_config_keeps_the_original_by_default_and_spacy_train_runs_it(base_
     config.to_disk(tmp_path / "config.cfg")
     spacy_train(tmp_path / "config.cfg", tmp_path / "output")
     nlp = spacy.load(tmp_path / "output" / "model-last")
-    assert nlp.pipe_names == ["ner_new", "ner"]
-    assert alone(nlp, HELD_TEXTS + NEW_TEXTS, "ner_new") == all_ents(base, HELD_TEXTS + NEW_TEXTS)
+    assert nlp.pipe_names == ["ner_confident", "ner_new", "ner"]
+    assert alone(nlp, HELD_TEXTS + NEW_TEXTS, COPIES) == all_ents(base, HELD_TEXTS + NEW_TEXTS)
     assert NEW in nlp.get_pipe("ner").labels  # followed, never predicted by the original itself
+    # Three objects: the confident pass is the original with its bar, never an ANIMAL.
+    assert len({id(nlp.get_pipe(name)) for name in nlp.pipe_names}) == 3
+    confident = alone(nlp, HELD_TEXTS + NEW_TEXTS, ["ner_new", "ner"])
+    assert all(label == OLD for doc in confident for _, _, label in doc)
+    assert all(set(c) <= set(b) for c, b in zip(confident, all_ents(base, HELD_TEXTS + NEW_TEXTS)))
     f = evaluate(nlp, NerCorpus(train_path)(nlp)).per_label[NEW]["f"]
     assert f > 0.5, f"ANIMAL F on the training data {f:.3f}"
 
@@ -739,10 +746,12 @@ def test_cli_keeps_the_original_by_default_and_reports_retention(base_path, cli_
     retention = out.split("Retention", 1)[1]
     assert re.search(rf"^\s*{OLD}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+\d\.\d{{3}}\s+\d+", retention, re.M), retention
     nlp = spacy.load(tmp_path / "out" / "model-best")
-    assert nlp.pipe_names == ["ner_new", "ner"]
+    assert nlp.pipe_names == ["ner_confident", "ner_new", "ner"]
+    assert "'ner_confident'" in out.split("Kept 'ner' unchanged", 1)[1].split("--no-keep-original")[0]
     assert set(nlp.get_pipe("ner_new").labels) == {OLD, NEW}
     meta = json.loads((tmp_path / "out" / "model-best" / "meta.json").read_text(encoding="utf8"))
     assert meta["spacy_ner_trainer"]["kept"] == [OLD] and meta["spacy_ner_trainer"]["trained"] == "ner_new"
+    assert meta["spacy_ner_trainer"]["confident"] == "ner_confident"
 
 
 def test_cli_no_keep_original_rehearses_by_default(base_path, cli_files, tmp_path):
@@ -1124,9 +1133,12 @@ def test_train_distills_raw_texts_with_every_batch(base_path, monkeypatch, disti
 # 8. Keeping the original: a copy of the ner learns the data, before the unchanged original
 
 
-def alone(nlp: Language, texts: Sequence[str], without: str) -> List[List[Tuple[int, int, str]]]:
-    with nlp.select_pipes(disable=[without]):
+def alone(nlp: Language, texts: Sequence[str], without: Sequence[str]) -> List[List[Tuple[int, int, str]]]:
+    with nlp.select_pipes(disable=list(without)):
         return all_ents(nlp, texts)
+
+
+COPIES = ["ner_confident", "ner_new"]  # what keeping the original adds before it
 
 
 @pytest.fixture(scope="module")
@@ -1137,11 +1149,11 @@ def kept(base_path) -> Tuple[Language, TrainResult]:
 def test_default_keeps_the_ner_and_trains_a_copy_before_it(base_path, kept, caplog):
     nlp, result = kept
     base = spacy.load(base_path)
-    assert nlp.pipe_names == base.pipe_names[:-1] + ["ner_new", "ner"]
+    assert nlp.pipe_names == base.pipe_names[:-1] + ["ner_confident", "ner_new", "ner"]
     # The original, run alone, predicts what the base predicts.
-    assert alone(nlp, HELD_TEXTS + NEW_TEXTS, "ner_new") == all_ents(base, HELD_TEXTS + NEW_TEXTS)
+    assert alone(nlp, HELD_TEXTS + NEW_TEXTS, COPIES) == all_ents(base, HELD_TEXTS + NEW_TEXTS)
     assert set(nlp.get_pipe("ner_new").labels) == {OLD, NEW}
-    assert (result.kept, result.trained, result.rehearsed) == ([OLD], "ner_new", [])
+    assert (result.kept, result.trained, result.rehearsed, result.confident) == ([OLD], "ner_new", [], "ner_confident")
     # The best epoch's dev score is the score of the pipeline as it ships (margin included).
     shipped = evaluate(nlp, list(to_examples(nlp, NEW_DEV))).scores["ents_f"]
     assert result.best_score == pytest.approx(shipped)
@@ -1155,14 +1167,15 @@ def test_default_keeps_the_ner_and_trains_a_copy_before_it(base_path, kept, capl
 def test_kept_original_finds_its_entities_and_the_copy_the_new_ones(base_path, base, naive):
     """The copy is trained exactly as naive fine-tuning trains the ner: without a margin, the
     same ANIMAL entities; the original then finds its FRUITs around them, never an ANIMAL."""
-    nlp, _ = fine_tune(base_path, dev_data=NEW_DEV, new_label_margin=0.0)
+    nlp, result = fine_tune(base_path, dev_data=NEW_DEV, new_label_margin=0.0, original_margin=math.inf)
+    assert "ner_confident" not in nlp.pipe_names and result.confident is None
     naive_nlp, _ = naive
     texts = [text for text, _ in NEW_DEV]
-    copy_animals = [[(s, e) for s, e, label in doc if label == NEW] for doc in alone(nlp, texts, "ner")]
+    copy_animals = [[(s, e) for s, e, label in doc if label == NEW] for doc in alone(nlp, texts, ["ner"])]
     assert copy_animals == label_ents(naive_nlp, texts, NEW)
     assert label_ents(nlp, texts, NEW) == copy_animals
     texts = HELD_TEXTS + NEW_TEXTS
-    copy, both, original = alone(nlp, texts, "ner"), all_ents(nlp, texts), all_ents(base, texts)
+    copy, both, original = alone(nlp, texts, ["ner"]), all_ents(nlp, texts), all_ents(base, texts)
     around = [[e for e in theirs if not any(s < e[1] and e[0] < t for s, t, _ in ours)]
               for theirs, ours in zip(original, copy)]
     assert sum(map(len, around)) >= len(texts) // 4, "too few FRUITs outside the copy's entities to test"
@@ -1205,16 +1218,16 @@ def test_kept_copy_resumes_exactly_from_a_checkpoint(base_path, tmp_path):
     whole, resumed = whole_and_resumed(base_path, tmp_path, 12, n_iter=2, seed=3, patience=0)
     assert resumed.pipe_names == whole.pipe_names
     assert resumed.get_pipe("ner_new").model.to_bytes() == whole.get_pipe("ner_new").model.to_bytes()
-    assert alone(resumed, HELD_TEXTS, "ner_new") == all_ents(spacy.load(base_path), HELD_TEXTS)
+    assert alone(resumed, HELD_TEXTS, COPIES) == all_ents(spacy.load(base_path), HELD_TEXTS)
 
 
 def test_new_label_margin_raises_the_bar_for_the_copys_new_labels_only(base_path, base):
     from spacy_ner_trainer.checkpoint import load_component_bytes
 
     texts = [text for text, _ in NEW_DEV]
-    free, _ = fine_tune(base_path, new_label_margin=0.0)
+    free, _ = fine_tune(base_path, new_label_margin=0.0, original_margin=math.inf)
     assert sum(map(len, label_ents(free, texts, NEW))) >= len(texts) // 2
-    barred, result = fine_tune(base_path, new_label_margin=1000.0, dev_data=NEW_DEV)
+    barred, result = fine_tune(base_path, new_label_margin=1000.0, dev_data=NEW_DEV, original_margin=math.inf)
     assert label_ents(barred, texts, NEW) == [[] for _ in texts]
     # Dev scores, model-best and meta are those of the barred model, which finds no ANIMAL.
     assert result.best_score == 0.0 and all(scores["ents_f"] == 0.0 for scores in result.scores)
@@ -1223,6 +1236,37 @@ def test_new_label_margin_raises_the_bar_for_the_copys_new_labels_only(base_path
     # model-last's weights carry the margin too.
     load_component_bytes(barred, result.last_weights)
     assert label_ents(barred, texts, NEW) == [[] for _ in texts]
+
+
+def test_confident_pass_at_margin_0_keeps_every_entity_of_the_original(base_path, base):
+    """At margin 0 the confident pass is the original itself: its entities are set first, so
+    the pipeline keeps all of them, and the copy's ANIMALs only fill the words around them."""
+    nlp, _ = fine_tune(base_path, new_label_margin=0.0, original_margin=0.0)
+    texts = HELD_TEXTS + NEW_TEXTS + [text for text, _ in NEW_DEV]
+    original = all_ents(base, texts)
+    assert sum(map(len, original)) >= len(texts) // 2, "too few FRUITs to test"
+    both = all_ents(nlp, texts)
+    assert [[e for e in doc if e[2] == OLD] for doc in both] == original
+    animals = [[e for e in doc if e[2] == NEW] for doc in both]
+    assert sum(map(len, animals)) >= len(texts) // 4, "too few ANIMALs to test"
+    assert not any(s < f_end and f_start < e for doc, theirs in zip(animals, original)
+                   for s, e, _ in doc for f_start, f_end, _ in theirs)
+
+
+def test_confident_pass_that_is_never_sure_changes_nothing(base_path):
+    texts = HELD_TEXTS + NEW_TEXTS + [text for text, _ in NEW_DEV]
+    without, _ = fine_tune(base_path, original_margin=math.inf)
+    never, result = fine_tune(base_path, original_margin=1e3)
+    assert never.pipe_names == ["ner_confident", "ner_new", "ner"] and without.pipe_names == ["ner_new", "ner"]
+    assert alone(never, texts, ["ner_new", "ner"]) == [[] for _ in texts]
+    assert all_ents(never, texts) == all_ents(without, texts)
+
+
+@pytest.mark.parametrize("margins", [{"original_margin": -1.0}, {"original_margin": math.nan},
+                                     {"new_label_margin": -0.5}])
+def test_negative_margins_are_refused(base_path, margins):
+    with pytest.raises(ValueError, match="not a margin"):
+        fine_tune(base_path, n_iter=1, **margins)
 
 
 def test_keep_warning_says_what_raw_texts_do(base_path, caplog):

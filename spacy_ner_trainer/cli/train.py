@@ -39,6 +39,7 @@ def train_cli(
     patience: int = typer.Option(DEFAULT_PATIENCE, "--patience", help="Stop after this many epochs without a dev improvement (0: never)"),
     dropout: float = typer.Option(DEFAULT_DROPOUT, "--dropout", help="Dropout rate"),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help="Learning rate (default: 0.001 for a new ner, 0.0003 for a --model's trained ner)"),
+    average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Score and save moving averages of the weights (thinc's use_averages; default: off)"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="A fixed batch size (default: compounding 4 -> 32 examples on the CPU, 2000 words on a GPU)"),
     batch_unit: Optional[str] = typer.Option(None, "--batch-unit", help="What --batch-size counts: examples or words (spaCy's batch_by_words); default examples on the CPU, words on a GPU"),
@@ -56,6 +57,7 @@ def train_cli(
     html: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report here"),
     keep_original: Optional[bool] = typer.Option(None, "--keep-original/--no-keep-original", help="Leave the --model's ner unchanged and train a copy of it, 'ner_new', placed before it (default: on when the ner knows labels the data lacks and --rehearse is not given)"),
     new_label_margin: float = typer.Option(NEW_LABEL_MARGIN, "--new-label-margin", help="With the original kept: the margin the copy's score for a new-label entity needs, so text unlike the training data keeps more of the original's entities (0: none)"),
+    original_margin: Optional[float] = typer.Option(None, "--original-margin", help="With the original kept: how sure (a margin) the original must be of an entity for 'ner_confident' to set it before the copy runs (default: calibrated on the training data; inf: no such pass)"),
     rehearse: Optional[bool] = typer.Option(None, "--rehearse/--no-rehearse", help="Train the --model's ner itself and rehearse the labels it knows and the data lacks (default: on when there are such labels and the original is not kept)"),
     rehearse_data: Optional[Path] = typer.Option(None, "--rehearse-data", help="Raw texts (lines, or JSONL with \"text\") the --model annotates to rehearse"),
     rehearse_ratio: float = typer.Option(DEFAULT_RATIO, "--rehearse-ratio", help="Silver examples (the --model's predictions on --rehearse-data) per training example, every epoch"),
@@ -73,8 +75,9 @@ def train_cli(
                 reader.corpus(train_path), model=model, lang=lang, dev_data=reader.corpus(dev) if dev else None,
                 output=output, resume=resume, meta=meta, min_recall=min_recall, labels=reader.labels,
                 on_epoch=_show.epoch_row, n_iter=n_iter, patience=patience, dropout=dropout, learn_rate=learn_rate,
-                seed=seed, batch_size=batch_size, batch_unit=batch_unit, buffer_size=buffer_size, gpu_id=gpu_id,
-                progress=progress(quiet), keep_original=keep_original, new_label_margin=new_label_margin, rehearse=rehearse, rehearse_data=rehearse_data,
+                average=average, seed=seed, batch_size=batch_size, batch_unit=batch_unit, buffer_size=buffer_size, gpu_id=gpu_id,
+                progress=progress(quiet), keep_original=keep_original, new_label_margin=new_label_margin,
+                original_margin=original_margin, rehearse=rehearse, rehearse_data=rehearse_data,
                 rehearse_ratio=rehearse_ratio, rehearse_distill=rehearse_distill)
     except (TrainingInterrupted, _Stopped) as stopped:
         # train() has just written its checkpoint; outside the epochs, the last one counts.
@@ -120,8 +123,10 @@ def _show_run(run: TrainingRun, html: Optional[Path], title: str, texts: Optiona
     """Print what a training run did; True when every check passed."""
     result = run.result
     if result.kept:
+        first = f"; '{result.confident}', another copy, sets the entities it is sure of first (margin " \
+            f"{result.confident_margin:g})" if result.confident else ""
         msg.info(f"Kept 'ner' unchanged, with {', '.join(result.kept)}; '{result.trained}', a copy of it placed "
-                 "before it, learned the data (--no-keep-original trains the ner itself)")
+                 f"before it, learned the data{first} (--no-keep-original trains the ner itself)")
     if result.rehearsed:
         msg.info(f"Rehearsed {', '.join(result.rehearsed)} (--no-rehearse turns this off)")
     _show.training_summary(result)
