@@ -774,6 +774,19 @@ def test_cli_no_rehearse(base_path, cli_files, tmp_path):
     assert (tmp_path / "out" / "model-last" / "meta.json").exists()
 
 
+@pytest.mark.parametrize("margin,pipeline", [("inf", ["ner_new", "ner"]), ("2.5", ["ner_confident", "ner_new", "ner"])])
+def test_cli_original_margin_sets_or_leaves_out_the_confident_pass(base_path, cli_files, tmp_path, margin, pipeline):
+    code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
+                             "--original-margin", margin, "-n", 1, "--min-recall", 0, "-q", cwd=tmp_path)
+    assert code == 0, out + err
+    assert spacy.load(tmp_path / "out" / "model-last").pipe_names == pipeline
+    meta = json.loads((tmp_path / "out" / "model-last" / "meta.json").read_text(encoding="utf8"))
+    assert meta["spacy_ner_trainer"]["confident_margin"] == (None if margin == "inf" else float(margin))
+    code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "bad",
+                             "--original-margin", "-1", "-n", 1, "-q", cwd=tmp_path)
+    assert code == 2 and "not a margin" in out + err and not (tmp_path / "bad").exists()
+
+
 def test_cli_rehearse_data_and_ratio(base_path, cli_files, tmp_path):
     code, out, err = run_cli("train", cli_files / "new.jsonl", "--model", base_path, "-o", tmp_path / "out",
                              "--rehearse", "--rehearse-data", cli_files / "raw.txt", "--rehearse-ratio", 0.5,
@@ -1154,6 +1167,7 @@ def test_default_keeps_the_ner_and_trains_a_copy_before_it(base_path, kept, capl
     assert alone(nlp, HELD_TEXTS + NEW_TEXTS, COPIES) == all_ents(base, HELD_TEXTS + NEW_TEXTS)
     assert set(nlp.get_pipe("ner_new").labels) == {OLD, NEW}
     assert (result.kept, result.trained, result.rehearsed, result.confident) == ([OLD], "ner_new", [], "ner_confident")
+    assert result.confident_margin is not None  # calibrated on the training data (see the confident tests)
     # The best epoch's dev score is the score of the pipeline as it ships (margin included).
     shipped = evaluate(nlp, list(to_examples(nlp, NEW_DEV))).scores["ents_f"]
     assert result.best_score == pytest.approx(shipped)
