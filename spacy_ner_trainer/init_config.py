@@ -14,7 +14,7 @@ from thinc.api import Config
 from .batching import DEFAULT_BUFFER_SIZE
 from .errors import UsageError
 from .gpu import GPU_BATCH_SIZE, TRANSFORMER_LEARN_RATE, TRANSFORMER_WARMUP_STEPS
-from .loop import DEFAULT_DROPOUT, FINE_TUNE_LEARN_RATE
+from .loop import DEFAULT_AVERAGE, DEFAULT_DROPOUT, FINE_TUNE_LEARN_RATE
 from .labels import count_labels
 from .confident import calibrate
 from .pipeline import CONFIDENT_NER, NEW_NER, has_weights, listened_by, ner_labels, numpy_breaks_transformer_training
@@ -111,6 +111,9 @@ def make_config(
             {"size": GPU_BATCH_SIZE, "unit": "words", "tolerance": 0.2, "discard_oversize": True})
     else:
         config["training"]["dropout"] = DEFAULT_DROPOUT
+    if not has_ner and not gpu:
+        # train()'s default for a new ner: spacy train scores and saves the averages too.
+        config["training"]["optimizer"]["use_averages"] = DEFAULT_AVERAGE
     config["training"]["before_to_disk"] = {"@callbacks": "spacy-ner-trainer.verify.v1", "max_examples": 200}
     if gpu:
         notes.append("Train on the GPU: python -m spacy train CONFIG --gpu-id 0")

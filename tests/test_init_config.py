@@ -102,6 +102,7 @@ def test_blank_config_trains_with_spacy_cli_train(workdir):
     labels = config["initialize"]["components"]["ner"]["labels"]
     assert labels["@readers"] == "spacy-ner-trainer.ner_labels.v1" and labels["path"] == "${paths.train}"
     assert config["nlp"]["lang"] == "en"
+    assert config["training"]["optimizer"]["use_averages"] is True  # train()'s default for a new ner
     # The config is complete: spaCy fills and validates it without changes.
     spacy.util.load_model_from_config(config, auto_fill=False, validate=True)
 
@@ -230,6 +231,7 @@ def test_model_with_ner_sources_freezes_and_replaces_listeners(workdir, base_wit
     assert config["components"]["ner"]["replace_listeners"] == ["model.tok2vec"]
     # Fine-tuning rate; only ner's scores count, the frozen components' are null.
     assert config["training"]["optimizer"]["learn_rate"] == 3e-4
+    assert config["training"]["optimizer"]["use_averages"] is False  # train() fine-tunes without them too
     weights = config["training"]["score_weights"]
     assert {k: v for k, v in weights.items() if v is not None} == {"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0}
     assert {"tag_acc", "dep_uas", "dep_las"} <= {k for k, v in weights.items() if v is None}

@@ -255,10 +255,10 @@ def test_learn_rate_sets_the_optimizer_rate(recipe):
 
 
 
-def test_average_keeps_the_moving_averages_of_the_weights(recipe):
-    """average=True: the optimizer's moving averages are what is scored and kept, so the run
-    ends elsewhere than without them; None (the default) is without, for a new ner and a
-    trained one alike."""
+def test_a_new_ner_keeps_the_averaged_weights_and_a_resumed_one_its_own(recipe):
+    """average=None: the optimizer's moving averages for a new ner (what is scored and kept),
+    the weights themselves for a trained one (fine-tuning); with and without averages the same
+    run ends elsewhere."""
     _, _, path = recipe
 
     def weights(nlp, **kwargs):
@@ -266,7 +266,7 @@ def test_average_keeps_the_moving_averages_of_the_weights(recipe):
         return nlp.get_pipe("ner").model.to_bytes()
 
     new = {average: weights(spacy.blank("en"), average=average) for average in (None, True, False)}
-    assert new[None] == new[False] != new[True]
+    assert new[None] == new[True] != new[False]
     resumed = {average: weights(spacy.load(path), average=average) for average in (None, True, False)}
     assert resumed[None] == resumed[False] != resumed[True]
 
