@@ -139,8 +139,9 @@ def _sourced_config(model: str, notes: List[str], train: Union[str, Path],
     components: Dict[str, Any] = {name: {"source": model} for name in pipeline}
     trained = "ner"
     if "ner" in pipeline and has_weights(nlp.get_pipe("ner")):
+        kept = sorted(ner_labels(nlp) - set(count_labels(NerCorpus(train))))
         if keep_original is None:
-            keep_original = bool(ner_labels(nlp) - set(count_labels(NerCorpus(train))))
+            keep_original = bool(kept)
         if keep_original:
             trained = NEW_NER
             pipeline.insert(pipeline.index("ner"), NEW_NER)
@@ -151,7 +152,7 @@ def _sourced_config(model: str, notes: List[str], train: Union[str, Path],
             }
             notes.append(f"--model {model}: its ner is kept unchanged (frozen); '{NEW_NER}', a copy of it placed "
                          "before it, learns the data (--no-keep-original fine-tunes the ner itself)")
-            margin = _confident_margin(nlp, train)
+            margin = _confident_margin(nlp, train, kept)
             if margin is not None:
                 pipeline.insert(pipeline.index(NEW_NER), CONFIDENT_NER)
                 components[CONFIDENT_NER] = {"source": model, "component": "ner"}
@@ -192,10 +193,9 @@ def _sourced_config(model: str, notes: List[str], train: Union[str, Path],
     return config, "ner" in nlp.pipe_names
 
 
-def _confident_margin(nlp: Language, train: Union[str, Path]) -> Optional[float]:
+def _confident_margin(nlp: Language, train: Union[str, Path], kept: List[str]) -> Optional[float]:
     """The kept ner's confident-pass margin, calibrated on the training data as train() does;
     None when no margin fits (no pass)."""
-    kept = sorted(ner_labels(nlp) - set(count_labels(NerCorpus(train))))
     upstream = listened_by(nlp, "ner")
     if upstream is not None:  # (this loaded copy only) the ner runs alone
         nlp.replace_listeners(upstream, "ner", ["model.tok2vec"])

@@ -27,7 +27,8 @@ from .evaluate import evaluate
 from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, learn_rate_schedule, require, use_gpu, warm_up
 from .labels import check_label_filter, move_table, warn_low_counts
 from .confident import add_confident_pass
-from .pipeline import CONFIDENT_NER, NEVER, NEW_NER, barred, component, follow_labels, ner_labels, prepare_ner
+from .pipeline import (CONFIDENT_NER, NEVER, NEW_NER, barred, component, follow_labels, free_name, ner_labels,
+                       prepare_ner)
 from .readers import NerCorpus, TrainingData, same_tokens, to_examples
 from .rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO, RawData, Rehearsal, RehearsalPlan, plan_rehearsal
 
@@ -249,7 +250,7 @@ def train(
     trained, optimizer, resumed = _prepare(nlp, data, learn_rate, bool(kept), average)
     confident, confident_margin = None, None
     if kept:
-        name = _free_name(nlp, CONFIDENT_NER)
+        name = free_name(nlp, CONFIDENT_NER)
         confident_margin = add_confident_pass(nlp, kept, trained[-1], data.examples(), original_margin, name)
         confident = name if confident_margin is not None else None
     if gpu_id >= 0:
@@ -355,15 +356,6 @@ def _read(nlp: Language, train_data: TrainingData, dev_data: Optional[TrainingDa
                  stream)
 
 
-def _free_name(nlp: Language, name: str) -> str:
-    """`name`, or name_2, name_3, ... when the pipeline has it (a pipeline fine-tuned before)."""
-    free, number = name, 1
-    while free in nlp.component_names:
-        number += 1
-        free = f"{name}_{number}"
-    return free
-
-
 def _kept_labels(nlp: Language, labels: Iterable[str], keep_original: Optional[bool],
                  rehearse: Optional[bool], raw_texts: bool = False, confident: bool = False) -> List[str]:
     """The labels the pipeline's ner knows and the data lacks, when that ner is to be kept."""
@@ -376,7 +368,8 @@ def _kept_labels(nlp: Language, labels: Iterable[str], keep_original: Optional[b
         logger.warning("keeping the ner, which knows %s, unchanged: a copy of it, '%s', learns the data and "
                        "runs before it%s (keep_original=False / --no-keep-original trains the ner itself)%s",
                        ", ".join(forgotten), NEW_NER,
-                       f", after '{CONFIDENT_NER}', which sets the entities the original is sure of" if confident else "",
+                       f", after '{CONFIDENT_NER}', which sets the entities the original is sure of where the training "
+                       "data allows (original_margin / --original-margin)" if confident else "",
                        "; the raw texts only measure retention (rehearse=True / --rehearse rehearses on them)"
                        if raw_texts else "")
     return forgotten

@@ -120,20 +120,26 @@ def copy_ner(nlp: Language, name: str = "ner", new_name: Optional[str] = None, b
         nlp (Language): the pipeline; `name` must not listen to a shared tok2vec (prepare_ner
             gives it its own first).
         name (str): the component to copy.
-        new_name (Optional[str]): the copy's name; None: NEW_NER, or NEW_NER_2, ... when taken.
+        new_name (Optional[str]): the copy's name; None: free_name(nlp, NEW_NER).
         before (Optional[str]): the component to place it before; None: `name`.
     RETURNS (str): the copy's name.
     """
     if new_name is None:
-        new_name, number = NEW_NER, 1
-        while new_name in nlp.component_names:
-            number += 1
-            new_name = f"{NEW_NER}_{number}"
+        new_name = free_name(nlp, NEW_NER)
     config = copy.deepcopy(dict(nlp.config["components"][name]))
     factory = config.pop("factory")
     nlp.add_pipe(factory, name=new_name, config=config, before=before or name)
     component(nlp, new_name).from_bytes(component(nlp, name).to_bytes(exclude=["vocab"]), exclude=["vocab"])
     return new_name
+
+
+def free_name(nlp: Language, name: str) -> str:
+    """`name`, or name_2, name_3, ... when the pipeline has it (a pipeline fine-tuned before)."""
+    free, number = name, 1
+    while free in nlp.component_names:
+        number += 1
+        free = f"{name}_{number}"
+    return free
 
 
 def has_weights(component: Any) -> bool:

@@ -94,6 +94,17 @@ def test_train_writes_model_best_and_model_last(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "train.jsonl"]
 
 
+def test_train_that_finds_no_dev_entity_says_what_to_try(tmp_path):
+    # At learn rate 0 a new ner learns nothing: dev F stays 0 and patience stops the run.
+    train = write_jsonl(tmp_path / "train.jsonl", RECIPE_DATA)
+    code, out = cli("train", train, "--dev", train, "--output", tmp_path / "out", "-n", "5", "--patience", "1",
+                    "--learn-rate", "0", "--min-recall", "0")
+    assert code == 0, out
+    said = " ".join(out.split())
+    assert "dev F 0.000 (stopped early" in said and "finds none of the dev entities yet" in said
+    assert "--n-iter" in said and "--patience 0" in said and "--new-label-margin" not in said
+
+
 def test_train_learn_rate_reaches_the_optimizer(demo_model, tmp_path):
     # At --learn-rate 0 a resumed model's weights come back unchanged.
     model = demo_model[2]

@@ -51,9 +51,19 @@ def failures(lines: List[str]) -> bool:
 
 
 def training_summary(result: TrainResult) -> None:
-    if result.best_epoch is not None:
-        msg.good(f"Best epoch {result.best_epoch} of {len(result.epochs)}: dev F {result.best_score:.3f}"
-                 + (" (stopped early: no dev improvement)" if result.stopped_early else ""))
+    if result.best_epoch is None:
+        return
+    line = f"Best epoch {result.best_epoch} of {len(result.epochs)}: dev F {result.best_score:.3f}" \
+        + (" (stopped early: no dev improvement)" if result.stopped_early else "")
+    if result.best_score:
+        msg.good(line)
+        return
+    # Nothing found on the dev data yet: say what usually helps.
+    hints = ["more epochs (--n-iter)"] + (["--patience 0, so that epochs at F 0 do not stop it"]
+                                         if result.stopped_early else [])
+    if result.kept:
+        hints.append("--new-label-margin 0 (a copy trained this little seldom wins by the new-label margin)")
+    msg.warn(line, "The model finds none of the dev entities yet. Try " + ", ".join(hints) + ".")
 
 
 def write_page(path: Optional[Path], page: str) -> None:
