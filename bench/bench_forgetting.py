@@ -42,6 +42,9 @@ run has naive, silver, distill and final defaults, --rows all every row):
                       fine-tuning of the copy: its new-label entities are naive fine-tuning's)
   keep, margin 1      the same with new_label_margin=1.0 (the copy's new-label entities need a
                       margin): the previous session's defaults
+  naive, averages     naive with average=True (the optimizer's moving averages of the weights
+                      scored and saved, as for a new ner)
+  final, averages     final defaults with average=True (the copy's averaged weights)
   final defaults      train(nlp, data, rehearse_data=texts): whatever train() does by default
                       (the ner kept; the copy's new-label entities need NEW_LABEL_MARGIN, and a
                       second copy of the original, ner_confident, first sets the entities the
@@ -121,11 +124,13 @@ ROWS: Dict[str, Tuple[Dict[str, Any], bool, float]] = {
     "keep, margin 0": ({"keep_original": True, "new_label_margin": 0.0, "original_margin": math.inf}, False, 0.0),
     "keep, margin 1": ({"keep_original": True, "new_label_margin": 1.0, "original_margin": math.inf}, False, 0.0),
     "final defaults": ({}, True, 0.0),
+    "naive, averages": ({"rehearse": False, "average": True}, False, 0.0),
+    "final, averages": ({"average": True}, True, 0.0),
 }
 ROW_KEYS = {"naive": "naive", "issue": "issue defaults", "silver": "silver, lr 3e-4", "fill": "fill only",
             "both": "distill + silver",
             "distill": "distill", "distill2": "distill x2", "keep": "keep, margin 0", "keep1": "keep, margin 1",
-            "final": "final defaults"}
+            "final": "final defaults", "naiveavg": "naive, averages", "finalavg": "final, averages"}
 DEFAULT_ROWS = "naive,keep,keep1,final"  # about 50 minutes with the sweep; "all" adds the other measurements
 DEFAULT_SWEEP = "0.01,0.02,0.03,0.04,0.06,0"  # overlaps tried on the dev texts (0: no confident pass)
 NOT_NER = ["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"]  # ner has its own tok2vec
