@@ -25,9 +25,9 @@ scores it (points, 0-100):
   epochs       epochs trained; train s: seconds in training
 
 The rows (all through spacy_ner_trainer.train(), at its defaults unless named; the default
-run has naive, silver, distill and final defaults, --rows all every row):
+run has naive, naive at lr 1e-3, keep with margin 1 and final defaults, --rows all every row):
 
-  naive               rehearse=False
+  naive               rehearse=False: the ner fine-tuned itself, at FINE_TUNE_LEARN_RATE (3e-4)
   issue defaults      rehearsal as the issue measured it: the original's old-label predictions
                       fill in the gold, and silver examples of the raw texts (ratio 1.0) are
                       mixed into every epoch, at learn rate 0.001
@@ -38,13 +38,16 @@ run has naive, silver, distill and final defaults, --rows all every row):
   distill             fill and distillation (ratio 1.0), no silver examples, lr 3e-4
   distill x2          the same, two raw texts distilled per training example
   keep, margin 0      keep_original=True, new_label_margin=0, original_margin=inf: the ner is left
-                      unchanged and a copy of it, placed before it, learns the new labels (naive
-                      fine-tuning of the copy: its new-label entities are naive fine-tuning's)
+                      unchanged and a copy of it, placed before it, learns the new labels at the
+                      pipeline's rate, 0.001 (naive fine-tuning of the copy: its new-label
+                      entities are those of naive, lr 1e-3)
   keep, margin 1      the same with new_label_margin=1.0 (the copy's new-label entities need a
                       margin): the previous session's defaults
   naive, averages     naive with average=True (the optimizer's moving averages of the weights
                       scored and saved, as for a new ner)
   final, averages     final defaults with average=True (the copy's averaged weights)
+  naive, lr 1e-3      naive at Adam's (and spaCy's) learn rate 0.001 instead of FINE_TUNE_LEARN_RATE
+  final, lr 1e-3      final defaults with the copy learning at 0.001
   final defaults      train(nlp, data, rehearse_data=texts): whatever train() does by default
                       (the ner kept; the copy's new-label entities need NEW_LABEL_MARGIN, and a
                       second copy of the original, ner_confident, first sets the entities the
@@ -67,11 +70,12 @@ has, every row passes its own rehearse_distill (0 for the rows that do not disti
 
 Each row runs --seeds seeds; the table shows medians. Targets (from the issue), checked on the
 final defaults for both new-label sets: agreement >= 90 on both text sets, and new F no more
-than 1.0 point below naive fine-tuning.
+than 1.0 point below naive fine-tuning: the better of the naive rows run (at 3e-4 and at 1e-3,
+the rate a user of spacy train would have), the strongest baseline.
 
 Run
 ---
-    python bench/bench_forgetting.py                   # four rows and the sweep (one core, about 50 min)
+    python bench/bench_forgetting.py                   # four rows and the sweep, both sets (one core, about 30 min)
     python bench/bench_forgetting.py --rows all        # every row (about 65 min)
     python bench/bench_forgetting.py --quick           # smoke run: 1 seed, 2 epochs, small sets
     python bench/bench_forgetting.py --sets ncbi --seeds 1 --rows naive,distill --epochs 6
@@ -126,12 +130,17 @@ ROWS: Dict[str, Tuple[Dict[str, Any], bool, float]] = {
     "final defaults": ({}, True, 0.0),
     "naive, averages": ({"rehearse": False, "average": True}, False, 0.0),
     "final, averages": ({"average": True}, True, 0.0),
+    "naive, lr 1e-3": ({"rehearse": False, "learn_rate": ISSUE_LEARN_RATE}, False, 0.0),
+    "final, lr 1e-3": ({"learn_rate": ISSUE_LEARN_RATE}, True, 0.0),
 }
 ROW_KEYS = {"naive": "naive", "issue": "issue defaults", "silver": "silver, lr 3e-4", "fill": "fill only",
             "both": "distill + silver",
             "distill": "distill", "distill2": "distill x2", "keep": "keep, margin 0", "keep1": "keep, margin 1",
-            "final": "final defaults", "naiveavg": "naive, averages", "finalavg": "final, averages"}
-DEFAULT_ROWS = "naive,keep,keep1,final"  # about 50 minutes with the sweep; "all" adds the other measurements
+            "final": "final defaults", "naiveavg": "naive, averages", "finalavg": "final, averages",
+            "naive3": "naive, lr 1e-3", "final3": "final, lr 1e-3"}
+DEFAULT_ROWS = "naive,naive3,keep1,final"  # about 30 minutes with the sweep; "all" adds the other measurements
+# The baselines: naive fine-tuning at the fine-tuning rate and at Adam's; the targets compare with the better.
+NAIVE_ROWS = ("naive", "naive, lr 1e-3")
 DEFAULT_SWEEP = "0.01,0.02,0.03,0.04,0.06,0"  # overlaps tried on the dev texts (0: no confident pass)
 NOT_NER = ["tok2vec", "tagger", "parser", "senter", "attribute_ruler", "lemmatizer"]  # ner has its own tok2vec
 
@@ -277,10 +286,12 @@ def run(row: str, new_set: str, seed: int, epochs: int, scorer: Scorer, limit: i
 
 
 def check_targets(res: Results, sets: Sequence[str]) -> bool:
-    print("\nTargets: agreement >= 90 on both text sets, new F >= naive - 1.0 (final defaults)")
+    print("\nTargets: agreement >= 90 on both text sets, new F >= naive - 1.0 (final defaults; naive: the "
+          "better of the naive rows run, at 3e-4 and at 1e-3)")
     ok = True
     for new_set in sets:
-        naive = res.median("naive", "new F", new_set)
+        naives = [res.median(row, "new F", new_set) for row in NAIVE_ROWS]
+        naive = max((f for f in naives if f is not None), default=None)
         medians = {metric: res.median("final defaults", metric, new_set)
                    for metric in ("agree WNUT", "agree BC5", "new F")}
         final = {metric: value for metric, value in medians.items() if value is not None}

@@ -164,10 +164,15 @@ def _sourced_config(model: str, notes: List[str], train: Union[str, Path],
             # ner gets its own copy of the shared layer: training it leaves the others alone
             # (a kept ner too: its copy, made from it, is then independent as well).
             components["ner"]["replace_listeners"] = ["model.tok2vec"]
-        # Fine-tuning: spaCy's default rate (0.001) overwrites more of what ner knew.
-        config["training"]["optimizer"]["learn_rate"] = FINE_TUNE_LEARN_RATE
-        notes.append(f"--model {model}: {trained} is fine-tuned at learn rate {FINE_TUNE_LEARN_RATE:g} "
-                     "([training.optimizer] learn_rate)")
+        if trained == NEW_NER:
+            # The copy of a kept ner has nothing of its own to keep: the rate stays the pipeline's.
+            notes.append(f"--model {model}: {trained} learns at the pipeline's learn rate, "
+                         f"{config['training']['optimizer']['learn_rate']:g} ([training.optimizer] learn_rate)")
+        else:
+            # Fine-tuning: spaCy's default rate (0.001) overwrites more of what ner knew.
+            config["training"]["optimizer"]["learn_rate"] = FINE_TUNE_LEARN_RATE
+            notes.append(f"--model {model}: {trained} is fine-tuned at learn rate {FINE_TUNE_LEARN_RATE:g} "
+                         "([training.optimizer] learn_rate)")
     else:
         pipeline.append("ner")
         # A new ner with its own embedding layer, spaCy's default.

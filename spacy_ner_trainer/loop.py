@@ -24,7 +24,7 @@ from .checkpoint import (Position, RunState, component_bytes, load_checkpoint, l
                          optimizer_state, random_states, restore_optimizer, save_checkpoint, set_random_states)
 from .errors import UsageError, logger
 from .evaluate import evaluate
-from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, learn_rate_schedule, require, use_gpu, warm_up
+from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, GPU_LEARN_RATE, learn_rate_schedule, require, use_gpu, warm_up
 from .labels import check_label_filter, move_table, warn_low_counts
 from .confident import add_confident_pass
 from .pipeline import (CONFIDENT_NER, NEVER, NEW_NER, barred, component, follow_labels, free_name, ner_labels,
@@ -47,7 +47,8 @@ DEFAULT_PATIENCE = 5
 # Batches in words on the CPU: the compounding schedule of spaCy's `init config` batcher.
 DEFAULT_WORDS_BATCH_SIZE = (100.0, 1000.0, 1.001)
 # A trained ner taught new labels keeps more of what it knew at a lower rate than Adam's
-# 0.001 (bench/bench_forgetting.py).
+# 0.001 (bench/bench_forgetting.py). The copy of a kept ner has nothing of its own to keep:
+# it learns at the pipeline's rate, 3.9-4.9 points of new-label F above 3e-4 there.
 FINE_TUNE_LEARN_RATE = 3e-4
 # Chosen with bench/bench_forgetting.py: what the copy of a kept ner needs to start a new-label entity.
 NEW_LABEL_MARGIN = 1.0
@@ -75,6 +76,7 @@ class TrainResult:
     trained: str = "ner"  # the ner component trained: "ner", or its copy (keep_original)
     confident: Optional[str] = None  # the kept original's confident pass, run first (keep_original)
     confident_margin: Optional[float] = None  # its margin (given, or calibrated on the training data)
+    learn_rate: Optional[float] = None  # the trained ner's rate (after a GPU warm-up, where there is one)
     # The original pipeline's predictions on held-back text, for verify(retention=...).
     retention_examples: List[Example] = field(default_factory=list, repr=False)
     # Trained components' bytes at the last epoch (the pipeline holds the best one's).
@@ -101,6 +103,7 @@ class TrainResult:
             "trained": self.trained,
             "confident": self.confident,
             "confident_margin": self.confident_margin,
+            "learn_rate": self.learn_rate,
         }
 
 
@@ -182,9 +185,10 @@ def train(
             the CPU, GPU_BATCH_SIZE words on a GPU.
         batch_unit (Optional[str]): "examples" or "words" (spaCy's batch_by_words); None:
             examples on the CPU, words on a GPU.
-        learn_rate (Optional[float]): the optimizer's learning rate; None keeps Adam's 0.001
-            for a new ner and uses FINE_TUNE_LEARN_RATE for a trained one; on a GPU it is
-            warmed up (gpu.learn_rate_schedule) to GPU_LEARN_RATE.
+        learn_rate (Optional[float]): the optimizer's learning rate; None keeps the pipeline's
+            (Adam's 0.001) for a new ner and for the copy of a kept one, and uses
+            FINE_TUNE_LEARN_RATE for a trained ner fine-tuned itself; on a GPU it is warmed up
+            (gpu.learn_rate_schedule) to GPU_LEARN_RATE.
         average (Optional[bool]): keep moving averages of the weights (thinc's use_averages)
             and score and save those; None: DEFAULT_AVERAGE (on) for a new ner, off for a
             trained one (fine-tuning was measured without them).
@@ -253,13 +257,15 @@ def train(
         name = free_name(nlp, CONFIDENT_NER)
         confident_margin = add_confident_pass(nlp, kept, trained[-1], data.examples(), original_margin, name)
         confident = name if confident_margin is not None else None
+    rate = optimizer.learn_rate
     if gpu_id >= 0:
         use_gpu(nlp, gpu_id)
         if learn_rate is None and not resumed:
             warm_up(optimizer, learn_rate_schedule())
+            rate = GPU_LEARN_RATE
     result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=plan.rehearsed if plan else [],
                          retention_examples=plan.retention if plan else [], kept=kept, trained=trained[-1],
-                         confident=confident, confident_margin=confident_margin)
+                         confident=confident, confident_margin=confident_margin, learn_rate=rate)
     fingerprint = {
         "data": data.digest, "dev": data.dev_digest, "labels": data.labels, "n_iter": n_iter,
         "dropout": dropout, "batch_size": repr(batch_size), "batch_unit": batch_unit, "learn_rate": optimizer.learn_rate, "seed": seed,
@@ -421,7 +427,7 @@ def _prepare(nlp: Language, data: _Data, learn_rate: Optional[float], keep_origi
         optimizer = registry.resolve({"optimizer": settings})["optimizer"]
     if learn_rate is not None:
         optimizer.learn_rate = learn_rate
-    elif resumed:
+    elif resumed and not keep_original:
         optimizer.learn_rate = FINE_TUNE_LEARN_RATE
     return trained, optimizer, resumed
 

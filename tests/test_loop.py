@@ -10,6 +10,7 @@ from thinc.api import Config
 
 import spacy_ner_trainer
 from spacy_ner_trainer import NerCorpus, TrainResult, shuffled_batches_v1, train, verify
+from spacy_ner_trainer.loop import FINE_TUNE_LEARN_RATE
 from pipelines import (
     HELD_TEXTS,
     NEW_NER_DATA,
@@ -248,10 +249,12 @@ def test_learn_rate_sets_the_optimizer_rate(recipe):
     for learn_rate in (0.0, None):
         nlp = spacy.load(path)
         before = nlp.get_pipe("ner").model.get_ref("lower").get_param("W").copy()
-        train(nlp, ALL_DATA, n_iter=1, seed=0, learn_rate=learn_rate)
+        result = train(nlp, ALL_DATA, n_iter=1, seed=0, learn_rate=learn_rate)
         weights[learn_rate] = (before, nlp.get_pipe("ner").model.get_ref("lower").get_param("W"))
+        assert result.learn_rate == (0.0 if learn_rate == 0.0 else FINE_TUNE_LEARN_RATE)  # resumed: 3e-4
     assert (weights[0.0][0] == weights[0.0][1]).all()
     assert not (weights[None][0] == weights[None][1]).all()
+    assert train(spacy.blank("en"), ALL_DATA, n_iter=1, seed=0).learn_rate == 0.001  # a new ner: Adam's
 
 
 

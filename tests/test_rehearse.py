@@ -22,6 +22,7 @@ from spacy.training import Example
 from thinc.api import SGD, Config
 
 from spacy_ner_trainer import NerCorpus, NerDataError, TrainingInterrupted, TrainResult, train, verify
+from spacy_ner_trainer.loop import FINE_TUNE_LEARN_RATE
 from spacy_ner_trainer.readers import to_examples
 from spacy_ner_trainer.rehearse import (RawTexts, Rehearsal, RehearsalPlan, distill, entity_words, interleave,
                                         plan_rehearsal, read_texts)
@@ -681,6 +682,9 @@ def test_init_config_keeps_the_original_by_default_and_spacy_train_runs_it(base_
     assert config["corpora"]["train"]["@readers"] == "spacy-ner-trainer.NerCorpus.v1"
     assert config["initialize"]["after_init"]["@callbacks"] == "spacy-ner-trainer.follow_labels.v1"
     assert any("ner_new" in note and "--no-keep-original" in note for note in notes)
+    # The copy learns at the pipeline's rate, as train() teaches it; the original is frozen.
+    assert config["training"]["optimizer"]["learn_rate"] == 0.001
+    assert any("ner_new learns at the pipeline's learn rate, 0.001" in note for note in notes)
     config["training"].update({"max_epochs": FINE_TUNE_EPOCHS, "max_steps": 0, "eval_frequency": 100000})
     config.to_disk(tmp_path / "config.cfg")
     spacy_train(tmp_path / "config.cfg", tmp_path / "output")
@@ -1178,12 +1182,15 @@ def test_default_keeps_the_ner_and_trains_a_copy_before_it(base_path, kept, capl
     assert len(said) == 1 and OLD in said[0] and "keep_original=False" in said[0]
 
 
-def test_kept_original_finds_its_entities_and_the_copy_the_new_ones(base_path, base, naive):
-    """The copy is trained exactly as naive fine-tuning trains the ner: without a margin, the
-    same ANIMAL entities; the original then finds its FRUITs around them, never an ANIMAL."""
+def test_kept_original_finds_its_entities_and_the_copy_the_new_ones(base_path, base):
+    """The copy is trained exactly as naive fine-tuning trains the ner at the pipeline's learn
+    rate (0.001: it has nothing of its own to keep, FINE_TUNE_LEARN_RATE is for a ner that
+    does): without a margin, the same ANIMAL entities; the original then finds its FRUITs
+    around them, never an ANIMAL."""
     nlp, result = fine_tune(base_path, dev_data=NEW_DEV, new_label_margin=0.0, original_margin=math.inf)
     assert "ner_confident" not in nlp.pipe_names and result.confident is None
-    naive_nlp, _ = naive
+    assert result.learn_rate == base.config["training"]["optimizer"]["learn_rate"] == 0.001
+    naive_nlp, _ = fine_tune(base_path, rehearse=False, dev_data=NEW_DEV, learn_rate=0.001)
     texts = [text for text, _ in NEW_DEV]
     copy_animals = [[(s, e) for s, e, label in doc if label == NEW] for doc in alone(nlp, texts, ["ner"])]
     assert copy_animals == label_ents(naive_nlp, texts, NEW)
@@ -1211,6 +1218,7 @@ def test_explicit_rehearse_or_no_keep_trains_the_ner_itself(base_path):
     for kwargs in ({"rehearse": True}, {"rehearse": False}, {"keep_original": False}):
         nlp, result = fine_tune(base_path, n_iter=1, **kwargs)
         assert "ner_new" not in nlp.pipe_names and result.kept == [] and result.trained == "ner"
+        assert result.learn_rate == FINE_TUNE_LEARN_RATE  # a ner fine-tuned itself keeps more at it
     _, result = fine_tune(base_path, n_iter=1, keep_original=False)
     assert result.rehearsed == [OLD]  # rehearsal stays the default when the ner itself trains
 

@@ -38,7 +38,7 @@ def train_cli(
     n_iter: int = typer.Option(DEFAULT_N_ITER, "--n-iter", "-n", help="Epochs at most"),
     patience: int = typer.Option(DEFAULT_PATIENCE, "--patience", help="Stop after this many epochs without a dev improvement (0: never)"),
     dropout: float = typer.Option(DEFAULT_DROPOUT, "--dropout", help="Dropout rate"),
-    learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help="Learning rate (default: 0.001 for a new ner, 0.0003 for a --model's trained ner)"),
+    learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help="Learning rate (default: 0.001 for a new ner and for the copy of a kept one, 0.0003 for a --model's ner fine-tuned itself)"),
     average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Score and save moving averages of the weights (thinc's use_averages; default: on for a new ner, off for a --model's trained ner)"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="A fixed batch size (default: compounding 4 -> 32 examples on the CPU, 2000 words on a GPU)"),
