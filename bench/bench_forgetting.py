@@ -47,7 +47,6 @@ run has naive, naive at lr 1e-3, keep with margin 1 and final defaults, --rows a
                       scored and saved, as for a new ner)
   final, averages     final defaults with average=True (the copy's averaged weights)
   naive, lr 1e-3      naive at Adam's (and spaCy's) learn rate 0.001 instead of FINE_TUNE_LEARN_RATE
-  final, lr 1e-3      final defaults with the copy learning at 0.001
   final defaults      train(nlp, data, rehearse_data=texts): whatever train() does by default
                       (the ner kept; the copy's new-label entities need NEW_LABEL_MARGIN, and a
                       second copy of the original, ner_confident, first sets the entities the
@@ -131,13 +130,12 @@ ROWS: Dict[str, Tuple[Dict[str, Any], bool, float]] = {
     "naive, averages": ({"rehearse": False, "average": True}, False, 0.0),
     "final, averages": ({"average": True}, True, 0.0),
     "naive, lr 1e-3": ({"rehearse": False, "learn_rate": ISSUE_LEARN_RATE}, False, 0.0),
-    "final, lr 1e-3": ({"learn_rate": ISSUE_LEARN_RATE}, True, 0.0),
 }
 ROW_KEYS = {"naive": "naive", "issue": "issue defaults", "silver": "silver, lr 3e-4", "fill": "fill only",
             "both": "distill + silver",
             "distill": "distill", "distill2": "distill x2", "keep": "keep, margin 0", "keep1": "keep, margin 1",
             "final": "final defaults", "naiveavg": "naive, averages", "finalavg": "final, averages",
-            "naive3": "naive, lr 1e-3", "final3": "final, lr 1e-3"}
+            "naive3": "naive, lr 1e-3"}
 DEFAULT_ROWS = "naive,naive3,keep1,final"  # about 30 minutes with the sweep; "all" adds the other measurements
 # The baselines: naive fine-tuning at the fine-tuning rate and at Adam's; the targets compare with the better.
 NAIVE_ROWS = ("naive", "naive, lr 1e-3")

@@ -299,11 +299,11 @@ def check_settings(*, dropout: float = DEFAULT_DROPOUT, learn_rate: Optional[flo
                    rehearse: Optional[bool] = None, new_label_margin: float = NEW_LABEL_MARGIN,
                    original_margin: Optional[float] = None) -> None:
     """Refuse settings that cannot work, before anything changes."""
-    for name, margin in (("new_label_margin (--new-label-margin)", new_label_margin),
-                         ("original_margin (--original-margin)", original_margin)):
+    for name, margin, use in (("new_label_margin (--new-label-margin)", new_label_margin, "0 (none) or more"),
+                              ("original_margin (--original-margin)", original_margin,
+                               "0 or more (inf: the original never goes first)")):
         if margin is not None and not margin >= 0:  # NaN too
-            raise UsageError(f"{name} {margin} is not a margin: use 0 or more (inf: the original never goes first)"
-                             if "original" in name else f"{name} {margin} is not a margin: use 0 (none) or more")
+            raise UsageError(f"{name} {margin} is not a margin: use {use}")
     if keep_original and rehearse:
         raise UsageError("keep_original (--keep-original) leaves the ner unchanged and rehearse (--rehearse) "
                          "trains it: choose one")

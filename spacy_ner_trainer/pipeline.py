@@ -220,7 +220,6 @@ def follow_labels_v1(
     if confident_name is not None and confident_margin is None:
         raise UsageError(f"follow_labels.v1: confident_name {confident_name!r} needs its confident_margin "
                          "(python -m spacy_ner_trainer init-config --model writes it)")
-    margin = 0.0 if confident_margin is None else confident_margin
     # (Imported here: confident.py builds on this module.)
     from .confident import confident_first
 
@@ -234,9 +233,9 @@ def follow_labels_v1(
                 nlp.remove_pipe(name)
                 copy_ner(nlp, component_name, name, before=before)
         follow_labels(original, names)
-        if confident_name is not None:
+        if confident_name is not None and confident_margin is not None:  # (checked above: both or neither)
             follow_labels(component(nlp, confident_name), names)
-            confident_first(component(nlp, confident_name), kept, margin)
+            confident_first(component(nlp, confident_name), kept, confident_margin)
         return nlp
 
     return follow
