@@ -23,7 +23,7 @@ from .batching import DEFAULT_BATCH_SIZE, BatchSize, batch_sizes, buffer_shuffle
 from .checkpoint import (Position, RunState, component_bytes, load_checkpoint, load_component_bytes,
                          optimizer_state, random_states, restore_optimizer, save_checkpoint, set_random_states)
 from .errors import UsageError, logger
-from .evaluate import evaluate
+from .evaluate import Evaluation, evaluate
 from .gpu import GPU_BATCH_SIZE, GPU_BATCH_UNIT, GPU_LEARN_RATE, learn_rate_schedule, require, use_gpu, warm_up
 from .labels import check_label_filter, move_table, warn_low_counts
 from .confident import add_confident_pass
@@ -81,6 +81,9 @@ class TrainResult:
     retention_examples: List[Example] = field(default_factory=list, repr=False)
     # Trained components' bytes at the last epoch (the pipeline holds the best one's).
     last_weights: Dict[str, bytes] = field(default_factory=dict, repr=False)
+    # The best epoch's whole evaluation on the dev data, which the saved model-best repeats
+    # exactly; None without dev data or when a resumed run found its best epoch before.
+    best_evaluation: Optional[Evaluation] = field(default=None, repr=False)
 
     @property
     def words_per_second(self) -> float:
@@ -615,9 +618,11 @@ class _Run:
             with self.averaged():
                 # Scored as it would be saved (with the kept original's bars, see finish).
                 with barred(component(self.nlp, self.trained[-1]), self.bars), self._enabled(self.scored):
-                    scores = evaluate(self.nlp, self.data.dev).scores
+                    evaluation = evaluate(self.nlp, self.data.dev)
+                scores = evaluation.scores
                 if result.best_score is None or scores["ents_f"] > result.best_score:
                     result.best_epoch, result.best_score = epoch + 1, scores["ents_f"]
+                    result.best_evaluation = evaluation
                     self.best_weights = component_bytes(self.nlp, self.trained)
             result.scores.append(scores)
         words, seconds = self.epoch_words, self.epoch_seconds

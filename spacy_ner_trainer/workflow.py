@@ -20,7 +20,7 @@ from .loop import OnEpoch, TrainResult, check_settings, train
 from .readers import TrainingData, to_examples
 from .checkpoint import CheckpointError
 from .save import OutputDir, recover, save_pipeline, write_atomically
-from .verify import VerificationReport, verify
+from .verify import DEFAULT_MIN_RECALL, VerificationReport, verify
 
 MODEL_BEST = "model-best"
 MODEL_LAST = "model-last"
@@ -177,7 +177,11 @@ def train_pipeline(
     run.train_report = verify(nlp, train_sample, reference=reference, min_recall=min_recall,
                               round_trip=saved if saved is not None else True, retention=result.retention_examples,
                               labels=labels, data_name=f"a sample of {len(train_sample)} training examples")
-    if dev_data is not None:
+    if result.best_evaluation is not None and labels is None:
+        # model-best predicts what its epoch's evaluation saw: no second pass over the dev data.
+        run.dev_report = VerificationReport(evaluation=result.best_evaluation, min_recall=DEFAULT_MIN_RECALL,
+                                            data_name="the dev data")
+    elif dev_data is not None:
         run.dev_report = verify(nlp, to_examples(nlp, dev_data), round_trip=False, labels=labels,
                                 data_name="the dev data")
     if saved is not None:

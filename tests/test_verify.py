@@ -7,6 +7,7 @@ import spacy
 from spacy.training import Example
 
 from spacy_ner_trainer import NerCorpus, VerificationReport, verify
+from spacy_ner_trainer.verify import ROUND_TRIP_EXAMPLES
 from pipelines import RECIPE_DATA, recipe_trained
 
 # A label the recipe's model never saw: it cannot find FRUIT.
@@ -132,6 +133,18 @@ def test_round_trip_catches_a_different_copy(trained, tmp_path):
     assert {d["text"] for d in report.round_trip_diffs} == {t for t, _ in RECIPE_DATA}
     assert report.recall == 1.0
     assert not report.ok
+
+
+def test_round_trip_compares_the_first_examples(trained, tmp_path):
+    # The reloaded copy predicts again only the first ROUND_TRIP_EXAMPLES examples: each of
+    # them differs here (the copy finds nothing), none after them is compared.
+    nlp, _ = trained
+    spacy.blank("en").to_disk(tmp_path / "blank")
+    data = [(f"{text} ({i})", annotations) for i in range(ROUND_TRIP_EXAMPLES // 2 + 10)
+            for text, annotations in RECIPE_DATA]
+    report = verify(nlp, data, round_trip=tmp_path / "blank")
+    assert report.n_examples == len(data) > ROUND_TRIP_EXAMPLES
+    assert [d["text"] for d in report.round_trip_diffs] == [text for text, _ in data[:ROUND_TRIP_EXAMPLES]]
 
 
 def test_takes_examples_and_paths(trained, tmp_path):

@@ -136,12 +136,26 @@ def test_verify_summary_is_small(dev_run):
 def test_verify_summary_describes_its_own_model(dev_run, ncbi_train):
     # The verified model (model-best, with dev data) carries the summary; model-last, which
     # was not verified, carries none rather than one that describes another model.
-    _, output = dev_run
+    run, output = dev_run
     summary = srsly.read_json(output / "model-best" / "meta.json")["spacy_ner_trainer"]["verify"]["dev"]
     nlp = spacy.load(output / "model-best")
     again = verify(nlp, dev_corpus(ncbi_train)(nlp), round_trip=False)
+    # The dev report is the best epoch's own evaluation, not a second pass, and it is exactly
+    # what the saved model-best predicts: the same scores, mismatches and confusion.
+    assert run.dev_report.evaluation is run.result.best_evaluation
+    assert run.dev_report.summary() == again.summary()
     assert (summary["precision"], summary["recall"]) == pytest.approx((again.precision, again.recall))
+    assert summary["n_mismatches"] == len(again.evaluation.mismatches)
+    assert run.dev_report.evaluation.confusion == again.evaluation.confusion
     assert "verify" not in srsly.read_json(output / "model-last" / "meta.json")["spacy_ner_trainer"]
+
+
+def test_dev_report_with_chosen_labels_scores_those(dev_run, ncbi_train, tmp_path):
+    # Labels other than the gold ones are scored by a pass of their own, not the epoch's.
+    run = train_pipeline(NerCorpus(ncbi_train, limit=N_TRAIN), dev_data=dev_corpus(ncbi_train), n_iter=1,
+                         seed=0, labels=["Disease"])
+    assert run.dev_report.evaluation is not run.result.best_evaluation
+    assert set(run.dev_report.per_label) == {"Disease"}
 
 
 def test_fine_tuned_base_gets_its_own_name(tmp_path_factory, tmp_path):
