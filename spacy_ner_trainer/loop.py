@@ -32,15 +32,16 @@ from .pipeline import (CONFIDENT_NER, NEVER, NEW_NER, barred, component, follow_
 from .readers import NerCorpus, TrainingData, same_tokens, to_examples
 from .rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO, RawData, Rehearsal, RehearsalPlan, plan_rehearsal
 
-# Chosen with bench/bench_defaults.py (README, "Defaults"): dropout 0.2 learns as well as 0.1-0.3
-# and twice as fast as 0.5; 30 epochs cover the recipe's two sentences (18-22 epochs at 0.2) with
-# a margin, and the corpus curves level off by epochs 10-15.
+# Chosen with bench/bench_defaults.py (README, "Defaults"): 30 epochs cover the recipe's two
+# sentences (15-17 epochs at dropout 0.1, 18-22 at 0.2) with a margin, and the corpus curves
+# level off by epochs 10-15. Dropout 0.1, spaCy's own, with bench/bench_best.py (README,
+# "Benchmarks"): on the three corpora it learns as well as 0.2 or better (WNUT-17).
 DEFAULT_N_ITER = 30
-DEFAULT_DROPOUT = 0.2
-# Chosen with bench/bench_best.py (README, "Benchmarks"): a new ner is scored and saved with the
-# optimizer's moving averages of its weights (thinc's use_averages): 1.3-1.8 points of test F
-# above the weights themselves on BC5CDR and NCBI-disease at equal CPU seconds, on every seed;
-# on WNUT-17 the median is 1.0 lower, inside its seeds' spread (11.1-18.5 without, 12.8-15.7 with).
+DEFAULT_DROPOUT = 0.1
+# Chosen with bench/bench_best.py (README, "Benchmarks"): a new ner keeps the optimizer's moving
+# averages of its weights (thinc's use_averages) and, with dev data, every epoch scores both the
+# averages and the weights themselves and keeps the better: the averages are 1.3-2 points of
+# test F better on BC5CDR and NCBI-disease, the weights 1-3 points better on most WNUT-17 seeds.
 DEFAULT_AVERAGE = True
 # Epochs without a dev improvement before stopping; 0 never stops early (bench_defaults.py).
 DEFAULT_PATIENCE = 5
@@ -184,17 +185,19 @@ def train(
         n_iter (int): epochs at most.
         dropout (float): dropout rate for nlp.update.
         batch_size: an int, (start, stop, rate) for a compounding schedule restarted every
-            epoch, or an iterable of sizes; None: the recipe's compounding 4 -> 32 examples on
-            the CPU, GPU_BATCH_SIZE words on a GPU.
-        batch_unit (Optional[str]): "examples" or "words" (spaCy's batch_by_words); None:
-            examples on the CPU, words on a GPU.
+            epoch, or an iterable of sizes; None: DEFAULT_WORDS_BATCH_SIZE (spaCy's 100 -> 1,000
+            words) on the CPU, GPU_BATCH_SIZE words on a GPU; with batch_unit "examples", the
+            recipe's compounding 4 -> 32 examples.
+        batch_unit (Optional[str]): "examples" or "words" (spaCy's batch_by_words); None: words.
         learn_rate (Optional[float]): the optimizer's learning rate; None keeps the pipeline's
             (Adam's 0.001) for a new ner and for the copy of a kept one, and uses
             FINE_TUNE_LEARN_RATE for a trained ner fine-tuned itself; on a GPU it is warmed up
             (gpu.learn_rate_schedule) to GPU_LEARN_RATE.
-        average (Optional[bool]): keep moving averages of the weights (thinc's use_averages)
-            and score and save those; None: DEFAULT_AVERAGE (on) for a new ner, off for a
-            trained one (fine-tuning was measured without them).
+        average (Optional[bool]): True: keep moving averages of the weights (thinc's
+            use_averages) and score and save those; False: the weights themselves. None: for a
+            new ner, keep the averages (DEFAULT_AVERAGE) and, with dev data, score both every
+            epoch and keep the better (the epoch's row says which: "averaged"); for a trained
+            ner, the weights (fine-tuning was measured without averages).
         seed (int): seeds the shuffle and the weights: the same data and seed give the same model.
         buffer_size (int): shuffle buffer for corpora too large for memory; 0 holds each epoch
             in memory and shuffles it whole.
@@ -242,7 +245,7 @@ def train(
     if gpu_id >= 0:
         require(gpu_id)
     if batch_unit is None:
-        batch_unit = GPU_BATCH_UNIT if gpu_id >= 0 and batch_size is None else "examples"
+        batch_unit = GPU_BATCH_UNIT if gpu_id >= 0 and batch_size is None else "words"
     check_unit(batch_unit)
     if batch_size is None:
         batch_size = DEFAULT_BATCH_SIZE if batch_unit == "examples" else \
@@ -255,6 +258,8 @@ def train(
     unknown = sorted(set(data.labels) - ner_labels(nlp))  # before the kept ner learns to follow them
     plan = _plan(nlp, data, False if kept else rehearse, rehearse_data, rehearse_ratio, rehearse_distill, seed)
     trained, optimizer, resumed = _prepare(nlp, data, learn_rate, bool(kept), average)
+    # Left to the default, a new ner's averages and its weights are both scored on the dev data.
+    compare = average is None and optimizer.averages is not None and bool(data.dev)
     confident, confident_margin = None, None
     if kept:
         name = free_name(nlp, CONFIDENT_NER)
@@ -272,7 +277,7 @@ def train(
     fingerprint = {
         "data": data.digest, "dev": data.dev_digest, "labels": data.labels, "n_iter": n_iter,
         "dropout": dropout, "batch_size": repr(batch_size), "batch_unit": batch_unit, "learn_rate": optimizer.learn_rate, "seed": seed,
-        "average": optimizer.averages is not None,
+        "average": optimizer.averages is not None, "compare": compare,
         "buffer_size": buffer_size, "patience": patience, "pipeline": nlp.pipe_names,
         "rehearsed": result.rehearsed, "rehearse_ratio": rehearse_ratio, "rehearse_distill": rehearse_distill,
         "kept": kept, "new_label_margin": new_label_margin, "original_margin": original_margin,
@@ -281,6 +286,7 @@ def train(
     fingerprint = {k: repr(v) if isinstance(v, float) else v for k, v in fingerprint.items()}
     run = _Run(nlp, trained, optimizer, rng, data, plan, result, dropout, batch_size, batch_unit, buffer_size,
                patience, Path(checkpoint) if checkpoint is not None else None, fingerprint, on_epoch, progress)
+    run.compare = compare
     if kept:
         # The copy finds the data's labels, the original its own: the copy never starts an
         # entity of a kept label (naive training taught it they are not entities, so they
@@ -479,10 +485,17 @@ class _Run:
         self.best_weights: Dict[str, bytes] = {}
         self.resumed_state: Optional[RunState] = None
         self.epoch_words, self.epoch_seconds = 0, 0.0
+        self.compare = False  # score the weights as well as their averages, keep the better
 
-    def averaged(self) -> Any:
+    def weights(self, averaged: bool) -> Any:
+        """Within the block, the pipeline holds the averaged weights (when kept), else its own."""
         averages = self.optimizer.averages
-        return self.nlp.use_params(averages) if averages else nullcontext()
+        return self.nlp.use_params(averages) if averaged and averages else nullcontext()
+
+    def candidates(self) -> List[bool]:
+        """Whether each candidate scored after an epoch is the averaged weights."""
+        averages = self.optimizer.averages is not None
+        return [True, False] if self.compare else [averages]
 
     # -- checkpoints
 
@@ -613,17 +626,21 @@ class _Run:
         result = self.result
         loss = float(losses.get(self.trained[-1], 0.0))
         result.losses.append(loss)
-        scores = None
+        scores, averaged = None, None
         if self.data.dev:
-            with self.averaged():
-                # Scored as it would be saved (with the kept original's bars, see finish).
-                with barred(component(self.nlp, self.trained[-1]), self.bars), self._enabled(self.scored):
-                    evaluation = evaluate(self.nlp, self.data.dev)
-                scores = evaluation.scores
-                if result.best_score is None or scores["ents_f"] > result.best_score:
-                    result.best_epoch, result.best_score = epoch + 1, scores["ents_f"]
-                    result.best_evaluation = evaluation
-                    self.best_weights = component_bytes(self.nlp, self.trained)
+            for candidate in self.candidates():
+                with self.weights(candidate):
+                    # Scored as it would be saved (with the kept original's bars, see finish).
+                    with barred(component(self.nlp, self.trained[-1]), self.bars), self._enabled(self.scored):
+                        evaluation = evaluate(self.nlp, self.data.dev)
+                    f = evaluation.scores["ents_f"]
+                    if scores is not None and f <= scores["ents_f"]:
+                        continue
+                    scores, averaged = evaluation.scores, candidate
+                    if result.best_score is None or f > result.best_score:
+                        result.best_epoch, result.best_score = epoch + 1, f
+                        result.best_evaluation = evaluation
+                        self.best_weights = component_bytes(self.nlp, self.trained)
             result.scores.append(scores)
         words, seconds = self.epoch_words, self.epoch_seconds
         row = {
@@ -634,6 +651,7 @@ class _Run:
                 "per_label": {label: {k: s[k] for k in ("p", "r", "f")}
                               for label, s in scores["ents_per_type"].items()}},
             "best": result.best_epoch == epoch + 1,
+            "averaged": averaged,
         }
         self.epoch_words, self.epoch_seconds = 0, 0.0
         result.epochs.append(row)
@@ -653,8 +671,10 @@ class _Run:
                 self.nlp.disable_pipe(name)
 
     def finish(self) -> None:
-        """Leave the pipeline with the averaged weights of the best epoch (the last without dev)."""
-        with self.averaged():
+        """Leave the pipeline with the best epoch's weights (the last without dev), averaged or
+        not as they were scored."""
+        averaged = self.result.epochs[-1].get("averaged") if self.result.epochs else None
+        with self.weights(self.optimizer.averages is not None if averaged is None else averaged):
             last = component_bytes(self.nlp, self.trained)
         best = self.best_weights or last
         if self.bars:

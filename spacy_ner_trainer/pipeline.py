@@ -20,6 +20,20 @@ def component(nlp: Language, name: str) -> Any:
     return nlp.get_pipe(name)
 
 
+# The model of a new `ner`: the one `spacy init config -p ner -o efficiency` trains, its
+# tok2vec inside the ner. Its embedding tables (5000/1000/2500/2500 rows) are larger than those
+# of spaCy's bare "ner" factory (2000/1000/1000/1000): bench/bench_best.py, README "Benchmarks".
+NEW_NER_MODEL: Dict[str, Any] = {
+    "@architectures": "spacy.TransitionBasedParser.v2", "state_type": "ner", "extra_state_tokens": False,
+    "hidden_width": 64, "maxout_pieces": 2, "use_upper": True, "nO": None,
+    "tok2vec": {
+        "@architectures": "spacy.Tok2Vec.v2",
+        "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": 96, "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+                  "rows": [5000, 1000, 2500, 2500], "include_static_vectors": False},
+        "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 96, "depth": 4, "window_size": 1,
+                   "maxout_pieces": 3},
+    },
+}
 NEW_NER = "ner_new"  # the copy of a trained ner that learns the new labels (keep_original)
 CONFIDENT_NER = "ner_confident"  # the kept ner's confident entities, set before the copy's (confident.py)
 
@@ -30,12 +44,15 @@ def prepare_ner(nlp: Language, keep_original: bool = False) -> Tuple[Any, bool, 
     to a trained one gets its own copy of it (Language.replace_listeners).
 
     Args:
-        nlp (Language): the pipeline; a `ner` is added when it has none.
+        nlp (Language): the pipeline; a `ner` (NEW_NER_MODEL) is added when it has none.
         keep_original (bool): leave the trained `ner` as it is and train a copy of it, added
             right before it (see copy_ner).
     RETURNS (Tuple[Any, bool, List[str]]): the ner to train, whether it resumes, the components to train.
     """
-    ner = component(nlp, "ner") if "ner" in nlp.pipe_names else nlp.add_pipe("ner", last=True)
+    if "ner" in nlp.pipe_names:
+        ner = component(nlp, "ner")
+    else:
+        ner = nlp.add_pipe("ner", last=True, config={"model": copy.deepcopy(NEW_NER_MODEL)})
     trained = ["ner"]
     upstream = listened_by(nlp, "ner")
     if upstream is not None:
