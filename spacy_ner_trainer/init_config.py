@@ -14,7 +14,7 @@ from thinc.api import Config
 from .batching import DEFAULT_BUFFER_SIZE
 from .errors import UsageError
 from .gpu import GPU_BATCH_SIZE, TRANSFORMER_LEARN_RATE, TRANSFORMER_WARMUP_STEPS
-from .loop import DEFAULT_AVERAGE, DEFAULT_DROPOUT, FINE_TUNE_LEARN_RATE
+from .loop import DEFAULT_AVERAGE, DEFAULT_DROPOUT, DEFAULT_WORDS_BATCH_SIZE, FINE_TUNE_DROPOUT, FINE_TUNE_LEARN_RATE
 from .labels import count_labels
 from .confident import calibrate
 from .pipeline import CONFIDENT_NER, NEW_NER, has_weights, listened_by, ner_labels, numpy_breaks_transformer_training
@@ -109,7 +109,14 @@ def make_config(
         # spaCy's transformer configs batch by padded size 2000 and drop what is longer alone.
         config["training"]["batcher"].update(
             {"size": GPU_BATCH_SIZE, "unit": "words", "tolerance": 0.2, "discard_oversize": True})
+    elif has_ner:
+        config["training"]["dropout"] = FINE_TUNE_DROPOUT
     else:
+        # train()'s defaults for a new ner: 100 -> 1,000 words a batch, dropout 0.1.
+        start, stop, compound = DEFAULT_WORDS_BATCH_SIZE
+        config["training"]["batcher"].update(
+            {"size": {"@schedules": "compounding.v1", "start": start, "stop": stop, "compound": compound},
+             "unit": "words"})
         config["training"]["dropout"] = DEFAULT_DROPOUT
     if not has_ner and not gpu:
         # train()'s default for a new ner: spacy train scores and saves the averages too.

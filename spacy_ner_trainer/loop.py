@@ -38,6 +38,13 @@ from .rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO, RawData, Rehearsal, 
 # "Benchmarks"): on the three corpora it learns as well as 0.2 or better (WNUT-17).
 DEFAULT_N_ITER = 30
 DEFAULT_DROPOUT = 0.1
+# A trained ner is fine-tuned with the settings bench/bench_forgetting.py measured: dropout 0.2
+# and the recipe's batches of 4 -> 32 examples.
+FINE_TUNE_DROPOUT = 0.2
+# Batches in words were measured on corpora of 3,394-5,424 sentences. A few hand-labelled
+# sentences keep the recipe's 4 -> 32 examples: 100 words would take them all in one batch,
+# one update an epoch.
+WORDS_MIN_EXAMPLES = 1000
 # Chosen with bench/bench_best.py (README, "Benchmarks"): a new ner keeps the optimizer's moving
 # averages of its weights (thinc's use_averages) and, with dev data, every epoch scores both the
 # averages and the weights themselves and keeps the better: the averages are 1.3-2 points of
@@ -78,6 +85,8 @@ class TrainResult:
     confident: Optional[str] = None  # the kept original's confident pass, run first (keep_original)
     confident_margin: Optional[float] = None  # its margin (given, or calibrated on the training data)
     learn_rate: Optional[float] = None  # the trained ner's rate (after a GPU warm-up, where there is one)
+    dropout: Optional[float] = None  # the dropout rate used
+    batch_unit: Optional[str] = None  # what the batch sizes counted: "examples" or "words"
     # The original pipeline's predictions on held-back text, for verify(retention=...).
     retention_examples: List[Example] = field(default_factory=list, repr=False)
     # Trained components' bytes at the last epoch (the pipeline holds the best one's).
@@ -108,6 +117,8 @@ class TrainResult:
             "confident": self.confident,
             "confident_margin": self.confident_margin,
             "learn_rate": self.learn_rate,
+            "dropout": self.dropout,
+            "batch_unit": self.batch_unit,
         }
 
 
@@ -153,7 +164,7 @@ def train(
     *,
     dev_data: Optional[TrainingData] = None,
     n_iter: int = DEFAULT_N_ITER,
-    dropout: float = DEFAULT_DROPOUT,
+    dropout: Optional[float] = None,
     batch_size: Optional[BatchSize] = None,
     batch_unit: Optional[str] = None,
     learn_rate: Optional[float] = None,
@@ -183,12 +194,15 @@ def train(
             as NerCorpus.v1 returns, or a path NerCorpus reads.
         dev_data: the same kinds; scored after every epoch.
         n_iter (int): epochs at most.
-        dropout (float): dropout rate for nlp.update.
+        dropout (Optional[float]): dropout rate for nlp.update; None: DEFAULT_DROPOUT for a new
+            ner, FINE_TUNE_DROPOUT for a trained one.
         batch_size: an int, (start, stop, rate) for a compounding schedule restarted every
-            epoch, or an iterable of sizes; None: DEFAULT_WORDS_BATCH_SIZE (spaCy's 100 -> 1,000
-            words) on the CPU, GPU_BATCH_SIZE words on a GPU; with batch_unit "examples", the
-            recipe's compounding 4 -> 32 examples.
-        batch_unit (Optional[str]): "examples" or "words" (spaCy's batch_by_words); None: words.
+            epoch, or an iterable of sizes; None: in words, DEFAULT_WORDS_BATCH_SIZE (spaCy's
+            100 -> 1,000) on the CPU and GPU_BATCH_SIZE on a GPU; in examples, the recipe's
+            compounding 4 -> 32.
+        batch_unit (Optional[str]): "examples" or "words" (spaCy's batch_by_words); None: words
+            on a GPU, and on the CPU for a new ner with at least WORDS_MIN_EXAMPLES training
+            examples and no batch_size; else examples.
         learn_rate (Optional[float]): the optimizer's learning rate; None keeps the pipeline's
             (Adam's 0.001) for a new ner and for the copy of a kept one, and uses
             FINE_TUNE_LEARN_RATE for a trained ner fine-tuned itself; on a GPU it is warmed up
@@ -244,12 +258,8 @@ def train(
                    rehearse=rehearse, new_label_margin=new_label_margin, original_margin=original_margin)
     if gpu_id >= 0:
         require(gpu_id)
-    if batch_unit is None:
-        batch_unit = GPU_BATCH_UNIT if gpu_id >= 0 and batch_size is None else "words"
-    check_unit(batch_unit)
-    if batch_size is None:
-        batch_size = DEFAULT_BATCH_SIZE if batch_unit == "examples" else \
-            GPU_BATCH_SIZE if gpu_id >= 0 else DEFAULT_WORDS_BATCH_SIZE
+    if batch_unit is not None:
+        check_unit(batch_unit)
     fix_random_seed(seed)
     rng = random.Random(seed)
     data = _read(nlp, train_data, dev_data, buffer_size)
@@ -258,6 +268,16 @@ def train(
     unknown = sorted(set(data.labels) - ner_labels(nlp))  # before the kept ner learns to follow them
     plan = _plan(nlp, data, False if kept else rehearse, rehearse_data, rehearse_ratio, rehearse_distill, seed)
     trained, optimizer, resumed = _prepare(nlp, data, learn_rate, bool(kept), average)
+    if dropout is None:
+        dropout = FINE_TUNE_DROPOUT if resumed else DEFAULT_DROPOUT
+    if batch_unit is None and batch_size is None:
+        batch_unit = GPU_BATCH_UNIT if gpu_id >= 0 else \
+            "words" if not resumed and data.size >= WORDS_MIN_EXAMPLES else "examples"
+    elif batch_unit is None:
+        batch_unit = "examples"
+    if batch_size is None:
+        batch_size = DEFAULT_BATCH_SIZE if batch_unit == "examples" else \
+            GPU_BATCH_SIZE if gpu_id >= 0 else DEFAULT_WORDS_BATCH_SIZE
     # Left to the default, a new ner's averages and its weights are both scored on the dev data.
     compare = average is None and optimizer.averages is not None and bool(data.dev)
     confident, confident_margin = None, None
@@ -273,7 +293,8 @@ def train(
             rate = GPU_LEARN_RATE
     result = TrainResult(labels=data.labels, resumed=resumed, rehearsed=plan.rehearsed if plan else [],
                          retention_examples=plan.retention if plan else [], kept=kept, trained=trained[-1],
-                         confident=confident, confident_margin=confident_margin, learn_rate=rate)
+                         confident=confident, confident_margin=confident_margin, learn_rate=rate,
+                         dropout=dropout, batch_unit=batch_unit)
     fingerprint = {
         "data": data.digest, "dev": data.dev_digest, "labels": data.labels, "n_iter": n_iter,
         "dropout": dropout, "batch_size": repr(batch_size), "batch_unit": batch_unit, "learn_rate": optimizer.learn_rate, "seed": seed,
@@ -301,7 +322,7 @@ def train(
     return result
 
 
-def check_settings(*, dropout: float = DEFAULT_DROPOUT, learn_rate: Optional[float] = None,
+def check_settings(*, dropout: Optional[float] = None, learn_rate: Optional[float] = None,
                    patience: int = DEFAULT_PATIENCE, buffer_size: int = 0, train_data: Any = None,
                    checkpoint: Any = None, resume: bool = False, rehearse_ratio: float = 0.0,
                    rehearse_distill: float = 0.0, keep_original: Optional[bool] = None,
@@ -320,7 +341,7 @@ def check_settings(*, dropout: float = DEFAULT_DROPOUT, learn_rate: Optional[flo
                         ("rehearse_distill (--rehearse-distill)", rehearse_distill)):
         if ratio < 0:
             raise UsageError(f"{name} {ratio} is negative: use 0 (off) or more texts per training example")
-    if not 0.0 <= dropout < 1.0:
+    if dropout is not None and not 0.0 <= dropout < 1.0:
         raise UsageError(f"dropout {dropout} is not a rate: use a value from 0 up to (not including) 1")
     if learn_rate is not None and learn_rate < 0:
         raise UsageError(f"learn rate {learn_rate} is negative: use 0 or more (spaCy's default is 0.001)")

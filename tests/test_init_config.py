@@ -103,6 +103,10 @@ def test_blank_config_trains_with_spacy_cli_train(workdir):
     assert labels["@readers"] == "spacy-ner-trainer.ner_labels.v1" and labels["path"] == "${paths.train}"
     assert config["nlp"]["lang"] == "en"
     assert config["training"]["optimizer"]["use_averages"] is True  # train()'s default for a new ner
+    # train()'s batches and dropout for a new ner on a corpus: 100 -> 1,000 words, 0.1.
+    batcher = config["training"]["batcher"]
+    assert (batcher["unit"], batcher["size"]["start"], batcher["size"]["stop"]) == ("words", 100, 1000)
+    assert config["training"]["dropout"] == 0.1
     # The config is complete: spaCy fills and validates it without changes.
     spacy.util.load_model_from_config(config, auto_fill=False, validate=True)
 
@@ -232,6 +236,9 @@ def test_model_with_ner_sources_freezes_and_replaces_listeners(workdir, base_wit
     # Fine-tuning rate; only ner's scores count, the frozen components' are null.
     assert config["training"]["optimizer"]["learn_rate"] == 3e-4
     assert config["training"]["optimizer"]["use_averages"] is False  # train() fine-tunes without them too
+    # ... in the recipe's batches of 4 -> 32 examples, at dropout 0.2.
+    assert config["training"]["batcher"]["size"]["start"] == 4 and "unit" not in config["training"]["batcher"]
+    assert config["training"]["dropout"] == 0.2
     weights = config["training"]["score_weights"]
     assert {k: v for k, v in weights.items() if v is not None} == {"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0}
     assert {"tag_acc", "dep_uas", "dep_las"} <= {k for k, v in weights.items() if v is None}

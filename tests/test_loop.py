@@ -274,6 +274,61 @@ def test_a_new_ner_keeps_the_averaged_weights_and_a_resumed_one_its_own(recipe):
     assert resumed[None] == resumed[False] != resumed[True]
 
 
+def test_a_new_ner_with_dev_data_keeps_the_better_of_its_weights_and_their_averages(ncbi):
+    # Averages do not change the training itself, so the runs with average=True and False go
+    # through the same weights; left to the default, every epoch scores both and keeps the better.
+    train_path, dev_path = ncbi
+    kwargs = dict(dev_data=NerCorpus(dev_path, limit=30), n_iter=3, seed=0, patience=0, learn_rate=0.01)
+    runs = {average: train(spacy.blank("en"), NerCorpus(train_path, limit=60), average=average, **kwargs)
+            for average in (None, True, False)}
+    both = zip(runs[True].scores, runs[False].scores, runs[None].epochs, strict=True)
+    for averaged, own, row in both:
+        assert row["dev"]["f"] == max(averaged["ents_f"], own["ents_f"])
+        assert row["averaged"] == (averaged["ents_f"] >= own["ents_f"])
+    assert {row["averaged"] for row in runs[None].epochs} == {True, False}, "choose a setup where each wins once"
+    assert [row["averaged"] for row in runs[True].epochs] == [True] * 3
+    assert [row["averaged"] for row in runs[False].epochs] == [False] * 3
+    assert runs[None].best_score == max(runs[True].best_score, runs[False].best_score)
+
+
+def test_defaults_for_a_new_ner_and_for_fine_tuning(recipe, monkeypatch):
+    # A new ner: dropout 0.1, batches in words from WORDS_MIN_EXAMPLES examples (the 8 sentences
+    # then make one batch of under 100 words: one update an epoch), in examples below it (4 + 4);
+    # a trained ner is fine-tuned at 0.2 in examples, as bench_forgetting measured.
+    _, _, path = recipe
+    updates = []
+
+    def counted(nlp):
+        update = nlp.update
+        nlp.update = lambda *args, **kwargs: updates.append(1) or update(*args, **kwargs)
+        return nlp
+
+    small = train(counted(spacy.blank("en")), ALL_DATA, n_iter=1, seed=0)
+    assert (small.dropout, small.batch_unit, len(updates)) == (0.1, "examples", 2)
+    monkeypatch.setattr(spacy_ner_trainer.loop, "WORDS_MIN_EXAMPLES", len(ALL_DATA))
+    updates.clear()
+    words = train(counted(spacy.blank("en")), ALL_DATA, n_iter=1, seed=0)
+    assert (words.dropout, words.batch_unit, len(updates)) == (0.1, "words", 1)
+    fine_tuned = train(spacy.load(path), ALL_DATA, n_iter=1, seed=0)
+    assert (fine_tuned.resumed, fine_tuned.dropout, fine_tuned.batch_unit) == (True, 0.2, "examples")
+    assert train(spacy.blank("en"), ALL_DATA, n_iter=1, seed=0, batch_size=4).batch_unit == "examples"
+
+
+def test_a_new_ner_has_the_model_spacy_init_config_writes():
+    # NEW_NER_MODEL is spaCy's efficiency ner with its tok2vec inside: a new spaCy that changes
+    # those defaults shows here.
+    from spacy.cli.init_config import init_config
+    from spacy_ner_trainer.pipeline import NEW_NER_MODEL
+    config = init_config(lang="en", pipeline=["ner"], optimize="efficiency").interpolate()
+    expected = {**config["components"]["ner"]["model"], "tok2vec": config["components"]["tok2vec"]["model"]}
+    assert NEW_NER_MODEL == expected
+    nlp = spacy.blank("en")
+    train(nlp, RECIPE_DATA, n_iter=1, seed=0)
+    assert nlp.config["components"]["ner"]["model"] == expected
+    tables = [node.get_dim("nV") for node in nlp.get_pipe("ner").model.walk() if node.name == "hashembed"]
+    assert tables == [5000, 1000, 2500, 2500]
+
+
 @pytest.mark.parametrize("option,value,message", [("learn_rate", -0.001, "learn rate -0.001 is negative"),
                                                    ("dropout", 1.0, "dropout 1.0 is not a rate"),
                                                    ("dropout", -0.1, "dropout -0.1 is not a rate")])

@@ -9,7 +9,7 @@ import spacy
 import typer
 from wasabi import msg
 
-from ..loop import DEFAULT_DROPOUT, DEFAULT_N_ITER, DEFAULT_PATIENCE, NEW_LABEL_MARGIN, TrainingInterrupted
+from ..loop import DEFAULT_N_ITER, DEFAULT_PATIENCE, NEW_LABEL_MARGIN, TrainingInterrupted
 from ..report import render_training
 from ..rehearse import DEFAULT_DISTILL_RATIO, DEFAULT_RATIO
 from ..workflow import CHECKPOINT, MODEL_LAST, TrainingRun, resume_command, train_pipeline
@@ -37,12 +37,12 @@ def train_cli(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its checkpoint (same command otherwise)"),
     n_iter: int = typer.Option(DEFAULT_N_ITER, "--n-iter", "-n", help="Epochs at most"),
     patience: int = typer.Option(DEFAULT_PATIENCE, "--patience", help="Stop after this many epochs without a dev improvement (0: never)"),
-    dropout: float = typer.Option(DEFAULT_DROPOUT, "--dropout", help="Dropout rate"),
+    dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout rate (default: 0.1 for a new ner, 0.2 for a --model's trained ner)"),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help="Learning rate (default: 0.001 for a new ner and for the copy of a kept one, 0.0003 for a --model's ner fine-tuned itself)"),
     average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Score and save moving averages of the weights (thinc's use_averages; default: on for a new ner, off for a --model's trained ner)"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="A fixed batch size (default: compounding 4 -> 32 examples on the CPU, 2000 words on a GPU)"),
-    batch_unit: Optional[str] = typer.Option(None, "--batch-unit", help="What --batch-size counts: examples or words (spaCy's batch_by_words); default examples on the CPU, words on a GPU"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="A fixed batch size (default: compounding 100 -> 1,000 words or 4 -> 32 examples on the CPU, see --batch-unit; 2000 words on a GPU)"),
+    batch_unit: Optional[str] = typer.Option(None, "--batch-unit", help="What --batch-size counts: examples or words (spaCy's batch_by_words); default words for a new ner trained on 1,000 examples or more and on a GPU, else examples"),
     buffer_size: Optional[int] = typer.Option(None, "--buffer-size", help="Stream the data through a shuffle buffer of this many examples; 0 holds it in memory (default: stream training files over 32 MB)"),
     gpu_id: GpuId = -1,
     format: Format = "auto",
