@@ -647,7 +647,8 @@ class _Run:
         result = self.result
         loss = float(losses.get(self.trained[-1], 0.0))
         result.losses.append(loss)
-        scores, averaged = None, None
+        scores: Optional[Dict[str, Any]] = None
+        averaged: Optional[bool] = None
         if self.data.dev:
             for candidate in self.candidates():
                 with self.weights(candidate):
@@ -662,6 +663,7 @@ class _Run:
                         result.best_epoch, result.best_score = epoch + 1, f
                         result.best_evaluation = evaluation
                         self.best_weights = component_bytes(self.nlp, self.trained)
+            assert scores is not None  # every run scores one candidate at least
             result.scores.append(scores)
         words, seconds = self.epoch_words, self.epoch_seconds
         row = {
