@@ -7,7 +7,7 @@ from wasabi import msg, table
 from ..loop import TrainResult
 from ..save import write_atomically
 from ..semeval import SEMEVAL_HEADER, semeval_rows
-from ..verify import VerificationReport
+from ..verify import ROUND_TRIP_EXAMPLES, VerificationReport
 
 
 def epoch_row(row: Dict[str, Any]) -> None:
@@ -50,10 +50,22 @@ def failures(lines: List[str]) -> bool:
     return not lines
 
 
+def verified(report: VerificationReport) -> None:
+    """The line for a report whose checks all passed: what was checked, on how many examples."""
+    compared = min(report.n_examples, ROUND_TRIP_EXAMPLES)
+    msg.good(f"Verified: same predictions after reloading ({compared} examples compared)"
+             + (", other components unchanged" if report.components_ok else "")
+             + (f", recall {report.recall:.3f} >= {report.min_recall}" if report.min_recall else ""))
+
+
 def training_summary(result: TrainResult) -> None:
     if result.best_epoch is None:
         return
-    line = f"Best epoch {result.best_epoch} of {len(result.epochs)}: dev F {result.best_score:.3f}" \
+    averaged = [row.get("averaged") for row in result.epochs]
+    which = ""
+    if {True, False} <= set(averaged):  # both kinds won an epoch: say which one is kept
+        which = " (averaged weights)" if averaged[result.best_epoch - 1] else " (weights, not their averages)"
+    line = f"Best epoch {result.best_epoch} of {len(result.epochs)}: dev F {result.best_score:.3f}{which}" \
         + (" (stopped early: no dev improvement)" if result.stopped_early else "")
     if result.best_score:
         msg.good(line)

@@ -48,8 +48,7 @@ def verify_cli(
                                                  failures=report.failures()))
     ok = _show.failures(report.failures())
     if ok:
-        msg.good("Verified: same predictions after reloading"
-                 + (f", recall {report.recall:.3f} >= {min_recall}" if min_recall else ""))
+        _show.verified(report)
     raise typer.Exit(0 if ok else 1)
 
 

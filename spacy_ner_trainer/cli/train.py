@@ -39,7 +39,7 @@ def train_cli(
     patience: int = typer.Option(DEFAULT_PATIENCE, "--patience", help="Stop after this many epochs without a dev improvement (0: never)"),
     dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout rate (default: 0.1 for a new ner, 0.2 for a --model's trained ner)"),
     learn_rate: Optional[float] = typer.Option(None, "--learn-rate", help="Learning rate (default: 0.001 for a new ner and for the copy of a kept one, 0.0003 for a --model's ner fine-tuned itself)"),
-    average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Score and save moving averages of the weights (thinc's use_averages; default: on for a new ner, off for a --model's trained ner)"),
+    average: Optional[bool] = typer.Option(None, "--average/--no-average", help="Keep only the moving averages of the weights (thinc's use_averages), or only the weights (default: a new ner with --dev keeps whichever scores better each epoch; a --model's trained ner, the weights)"),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="A fixed batch size (default: compounding 100 -> 1,000 words or 4 -> 32 examples on the CPU, see --batch-unit; 2000 words on a GPU)"),
     batch_unit: Optional[str] = typer.Option(None, "--batch-unit", help="What --batch-size counts: examples or words (spaCy's batch_by_words); default words for a new ner trained on 1,000 examples or more and on a GPU, else examples"),
@@ -150,10 +150,7 @@ def _show_run(run: TrainingRun, html: Optional[Path], title: str, texts: Optiona
             retention=run.train_report.retention, failures=run.failures))
     ok = _show.failures(run.failures)
     if ok:
-        msg.good("Verified: same predictions after reloading"
-                 + (", other components unchanged" if run.train_report.components_ok else "")
-                 + (f", recall {run.train_report.recall:.3f} >= {run.train_report.min_recall}"
-                    if run.train_report.min_recall else ""))
+        _show.verified(run.train_report)
     return ok
 
 
